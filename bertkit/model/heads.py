@@ -1,0 +1,218 @@
+"""The classic BERT heads and the BertFor* models that pair them with the encoder. Heads return logits only.
+
+Shapes: B batch, T length, C choices, P predicted (masked) positions, H hidden, V vocab, L labels.
+"""
+
+from __future__ import annotations
+
+from typing import NamedTuple
+
+import torch
+from torch import Tensor, nn
+
+from bertkit.model.bert import BertModel, PretrainedBert, activation
+from bertkit.model.config import BertConfig
+
+
+class MaskedLMHead(nn.Module):
+    """dense -> act -> LayerNorm -> decoder tied to the word embeddings (+ its own bias)."""
+
+    def __init__(self, config: BertConfig):
+        super().__init__()
+        self.transform = nn.Linear(config.hidden_size, config.hidden_size)
+        self.act = activation(config.hidden_act)
+        self.norm = nn.LayerNorm(config.hidden_size, eps=config.layer_norm_eps)
+        self.bias = nn.Parameter(torch.zeros(config.vocab_size))
+
+    def forward(self, hidden: Tensor, word_embeddings: Tensor) -> Tensor:
+        """(..., H), (V, H) -> (..., V)."""
+        return nn.functional.linear(self.norm(self.act(self.transform(hidden))), word_embeddings, self.bias)
+
+
+def _classifier_dropout(config: BertConfig) -> nn.Dropout:
+    p = config.classifier_dropout if config.classifier_dropout is not None else config.hidden_dropout_prob
+    return nn.Dropout(p)
+
+
+def gather_positions(hidden: Tensor, positions: Tensor) -> Tensor:
+    """(B, T, H), (B, P) -> (B, P, H)."""
+    return hidden.gather(1, positions.unsqueeze(-1).expand(-1, -1, hidden.shape[-1]))
+
+
+class PretrainingLogits(NamedTuple):
+    mlm_logits: Tensor  # (B, P, V) at masked_positions, or (B, T, V)
+    nsp_logits: Tensor  # (B, 2): 0 = B follows A, 1 = B is random (Google's convention)
+
+
+class SpanLogits(NamedTuple):
+    start_logits: Tensor  # (B, T)
+    end_logits: Tensor  # (B, T)
+
+
+class _MaskedLMMixin:
+    def _mlm(self, hidden: Tensor, masked_positions: Tensor | None) -> Tensor:
+        if masked_positions is not None:
+            hidden = gather_positions(hidden, masked_positions)
+        return self.mlm(hidden, self.bert.embeddings.word_embeddings.weight)
+
+
+class BertForPreTraining(_MaskedLMMixin, PretrainedBert):
+    hf_architecture = "BertForPreTraining"
+
+    def __init__(self, config: BertConfig):
+        super().__init__()
+        self.config = config
+        self.bert = BertModel(config)
+        self.mlm = MaskedLMHead(config)
+        self.nsp = nn.Linear(config.hidden_size, 2)
+        self.init_weights()
+
+    def forward(
+        self,
+        input_ids: Tensor,
+        token_type_ids: Tensor | None = None,
+        attention_mask: Tensor | None = None,
+        masked_positions: Tensor | None = None,
+    ) -> PretrainingLogits:
+        out = self.bert(input_ids, token_type_ids, attention_mask)
+        return PretrainingLogits(
+            self._mlm(out.last_hidden_state, masked_positions), self.nsp(out.pooled_output)
+        )
+
+
+class BertForMaskedLM(_MaskedLMMixin, PretrainedBert):
+    hf_architecture = "BertForMaskedLM"
+
+    def __init__(self, config: BertConfig):
+        super().__init__()
+        self.config = config
+        self.bert = BertModel(config, add_pooling_layer=False)
+        self.mlm = MaskedLMHead(config)
+        self.init_weights()
+
+    def forward(
+        self,
+        input_ids: Tensor,
+        token_type_ids: Tensor | None = None,
+        attention_mask: Tensor | None = None,
+        masked_positions: Tensor | None = None,
+    ) -> Tensor:
+        """-> (B, P, V) at masked_positions when given, else (B, T, V)."""
+        out = self.bert(input_ids, token_type_ids, attention_mask)
+        return self._mlm(out.last_hidden_state, masked_positions)
+
+
+class BertForNextSentencePrediction(PretrainedBert):
+    hf_architecture = "BertForNextSentencePrediction"
+
+    def __init__(self, config: BertConfig):
+        super().__init__()
+        self.config = config
+        self.bert = BertModel(config)
+        self.nsp = nn.Linear(config.hidden_size, 2)
+        self.init_weights()
+
+    def forward(
+        self, input_ids: Tensor, token_type_ids: Tensor | None = None, attention_mask: Tensor | None = None
+    ) -> Tensor:
+        """-> (B, 2)."""
+        return self.nsp(self.bert(input_ids, token_type_ids, attention_mask).pooled_output)
+
+
+class BertForSequenceClassification(PretrainedBert):
+    """Pooled [CLS] -> dropout -> linear. One output and config.problem_type 'regression' for regression."""
+
+    hf_architecture = "BertForSequenceClassification"
+
+    def __init__(self, config: BertConfig):
+        super().__init__()
+        self.config = config
+        self.bert = BertModel(config)
+        self.dropout = _classifier_dropout(config)
+        self.classifier = nn.Linear(config.hidden_size, config.num_labels)
+        self.init_weights()
+
+    def forward(
+        self, input_ids: Tensor, token_type_ids: Tensor | None = None, attention_mask: Tensor | None = None
+    ) -> Tensor:
+        """-> (B, L)."""
+        return self.classifier(
+            self.dropout(self.bert(input_ids, token_type_ids, attention_mask).pooled_output)
+        )
+
+
+class BertForMultipleChoice(PretrainedBert):
+    """Each (context, choice) pair is encoded; one logit per choice. Inputs (B, C, T) -> (B, C)."""
+
+    hf_architecture = "BertForMultipleChoice"
+
+    def __init__(self, config: BertConfig):
+        super().__init__()
+        self.config = config
+        self.bert = BertModel(config)
+        self.dropout = _classifier_dropout(config)
+        self.classifier = nn.Linear(config.hidden_size, 1)
+        self.init_weights()
+
+    def forward(
+        self, input_ids: Tensor, token_type_ids: Tensor | None = None, attention_mask: Tensor | None = None
+    ) -> Tensor:
+        b, c, t = input_ids.shape
+
+        def flat(x: Tensor | None) -> Tensor | None:
+            return None if x is None else x.reshape(b * c, t)
+
+        pooled = self.bert(flat(input_ids), flat(token_type_ids), flat(attention_mask)).pooled_output
+        return self.classifier(self.dropout(pooled)).view(b, c)
+
+
+class BertForTokenClassification(PretrainedBert):
+    hf_architecture = "BertForTokenClassification"
+
+    def __init__(self, config: BertConfig):
+        super().__init__()
+        self.config = config
+        self.bert = BertModel(config, add_pooling_layer=False)
+        self.dropout = _classifier_dropout(config)
+        self.classifier = nn.Linear(config.hidden_size, config.num_labels)
+        self.init_weights()
+
+    def forward(
+        self, input_ids: Tensor, token_type_ids: Tensor | None = None, attention_mask: Tensor | None = None
+    ) -> Tensor:
+        """-> (B, T, L)."""
+        hidden = self.bert(input_ids, token_type_ids, attention_mask).last_hidden_state
+        return self.classifier(self.dropout(hidden))
+
+
+class BertForQuestionAnswering(PretrainedBert):
+    hf_architecture = "BertForQuestionAnswering"
+
+    def __init__(self, config: BertConfig):
+        super().__init__()
+        self.config = config
+        self.bert = BertModel(config, add_pooling_layer=False)
+        self.qa = nn.Linear(config.hidden_size, 2)
+        self.init_weights()
+
+    def forward(
+        self, input_ids: Tensor, token_type_ids: Tensor | None = None, attention_mask: Tensor | None = None
+    ) -> SpanLogits:
+        logits = self.qa(self.bert(input_ids, token_type_ids, attention_mask).last_hidden_state)
+        start, end = logits.unbind(-1)
+        return SpanLogits(start, end)
+
+
+MODEL_CLASSES: dict[str, type[PretrainedBert]] = {
+    cls.hf_architecture: cls
+    for cls in (
+        BertModel,
+        BertForPreTraining,
+        BertForMaskedLM,
+        BertForNextSentencePrediction,
+        BertForSequenceClassification,
+        BertForMultipleChoice,
+        BertForTokenClassification,
+        BertForQuestionAnswering,
+    )
+}
