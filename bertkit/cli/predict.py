@@ -1,0 +1,64 @@
+"""`bertkit predict --model OUT --input FILE.jsonl`: one JSON prediction per input line (stdout or --output)."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+
+def add_parser(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("predict", help="predict with a fine-tuned model folder; JSON lines in, JSON lines out",
+                       description="Each input line is a JSON object such as {\"text\": ...} or "
+                       "{\"text\": ..., \"text_pair\": ...}; each output line is the prediction for it "
+                       "(classification: label and probabilities).")  # fmt: skip
+    p.add_argument("--model", required=True, help="a folder written by bertkit train")
+    p.add_argument("--input", required=True, help="JSON lines file ('-' reads standard input)")
+    p.add_argument("--output", help="write here instead of standard output")
+    p.add_argument("--batch-size", type=int, default=64)
+    p.add_argument("--max-seq-length", type=int, help="default: the length the model was trained with")
+    p.add_argument("--device", help="cpu, cuda, ... (default: CUDA when available)")
+
+
+def read_inputs(path: str) -> list[tuple[str, dict]]:
+    """(source, object) per non-blank line; a line that is not a JSON object raises with its line number."""
+    stream = sys.stdin if path == "-" else None
+    if stream is None and not Path(path).is_file():
+        raise FileNotFoundError(f"--input {path} does not exist")
+    text = stream.read() if stream is not None else Path(path).read_text(encoding="utf-8")
+    name = "<stdin>" if path == "-" else path
+    out = []
+    for number, line in enumerate(text.splitlines(), start=1):
+        if not line.strip():
+            continue
+        try:
+            obj = json.loads(line)
+        except json.JSONDecodeError as err:
+            raise ValueError(
+                f"{name}:{number}: not valid JSON ({err.msg}); each line must be one JSON object"
+            ) from None
+        if isinstance(obj, str):
+            obj = {"text": obj}  # a bare JSON string is a text
+        if not isinstance(obj, dict):
+            raise ValueError(f'{name}:{number}: expected a JSON object like {{"text": ...}}')
+        out.append((f"{name}:{number}", obj))
+    return out
+
+
+def run(args: argparse.Namespace) -> int:
+    from bertkit.inference.predictor import Predictor
+
+    predictor = Predictor.from_pretrained(args.model, batch_size=args.batch_size, device=args.device,
+                                          max_seq_length=args.max_seq_length)  # fmt: skip
+    inputs = read_inputs(args.input)
+    examples = [predictor.examples([obj], source)[0] for source, obj in inputs]
+    predictions = predictor.predict_examples(examples)
+    out = open(args.output, "w", encoding="utf-8") if args.output else sys.stdout  # noqa: SIM115
+    try:
+        for prediction in predictions:
+            out.write(json.dumps(prediction, ensure_ascii=False) + "\n")
+    finally:
+        if args.output:
+            out.close()
+    return 0

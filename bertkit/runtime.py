@@ -1,0 +1,152 @@
+"""Runtime: device and precision, seeds and RNG state, distributed start-up.
+
+The only module that touches global torch state (seeds, RNG, process groups), and only when called.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import os
+import random
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import torch
+
+logger = logging.getLogger(__name__)
+
+PRECISIONS = ("fp32", "bf16", "fp16")
+
+
+@dataclass(frozen=True)
+class Runtime:
+    """Where and how a process computes: device, autocast dtype, and its place in a distributed group."""
+
+    device: torch.device
+    precision: str = "fp32"
+    rank: int = 0
+    world_size: int = 1
+    local_rank: int = 0
+
+    @property
+    def distributed(self) -> bool:
+        return self.world_size > 1
+
+    @property
+    def is_main(self) -> bool:
+        return self.rank == 0
+
+    def autocast(self) -> contextlib.AbstractContextManager:
+        """Mixed-precision context for forward passes (a no-op for fp32)."""
+        if self.precision == "fp32":
+            return contextlib.nullcontext()
+        dtype = torch.bfloat16 if self.precision == "bf16" else torch.float16
+        return torch.autocast(device_type=self.device.type, dtype=dtype)
+
+
+def pick_device(name: str | None = None) -> torch.device:
+    """'cuda', 'cpu', 'mps', 'cuda:1' or None (CUDA when available, else CPU)."""
+    if name in (None, "", "auto"):
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    device = torch.device(name)
+    if device.type == "cuda" and not torch.cuda.is_available():
+        raise ValueError(f"device {name!r} was requested but CUDA is not available here; use --device cpu")
+    return device
+
+
+def check_precision(precision: str, device: torch.device) -> None:
+    """Raise for a precision the device cannot run."""
+    if precision not in PRECISIONS:
+        raise ValueError(f"precision must be one of {PRECISIONS}, got {precision!r}")
+    if precision == "fp16" and device.type != "cuda":
+        raise ValueError(
+            "precision fp16 needs a CUDA device (it trains with a gradient scaler); use bf16 on CPU"
+        )
+    if precision == "bf16" and device.type == "cuda" and not torch.cuda.is_bf16_supported():
+        raise ValueError("this GPU does not support bf16; use --precision fp16")
+
+
+def start(device: str | None = None, precision: str = "fp32") -> Runtime:
+    """Pick the device and, under torchrun (RANK/WORLD_SIZE set), join the process group.
+
+    CUDA ranks use NCCL on cuda:LOCAL_RANK; CPU ranks use gloo.
+    """
+    world_size = int(os.environ.get("WORLD_SIZE", "1"))
+    rank = int(os.environ.get("RANK", "0"))
+    local_rank = int(os.environ.get("LOCAL_RANK", "0"))
+    dev = pick_device(device)
+    if world_size > 1:
+        import torch.distributed as dist
+
+        if dev.type == "cuda":
+            dev = torch.device("cuda", local_rank)
+            torch.cuda.set_device(dev)
+        if not dist.is_initialized():
+            dist.init_process_group(backend="nccl" if dev.type == "cuda" else "gloo")
+        logger.info("distributed: rank %d of %d on %s", rank, world_size, dev)
+    check_precision(precision, dev)
+    return Runtime(dev, precision, rank, world_size, local_rank)
+
+
+def stop(runtime: Runtime) -> None:
+    """Leave the process group if this process joined one."""
+    if runtime.distributed:
+        import torch.distributed as dist
+
+        if dist.is_initialized():
+            dist.destroy_process_group()
+
+
+def barrier(runtime: Runtime) -> None:
+    if runtime.distributed:
+        import torch.distributed as dist
+
+        dist.barrier()
+
+
+def broadcast_object(runtime: Runtime, obj: Any) -> Any:
+    """Rank 0's value of obj on every rank."""
+    if not runtime.distributed:
+        return obj
+    import torch.distributed as dist
+
+    box = [obj]
+    dist.broadcast_object_list(box, src=0)
+    return box[0]
+
+
+def seed_everything(seed: int) -> None:
+    """Seed Python, NumPy and torch (CPU and CUDA)."""
+    random.seed(seed)
+    np.random.seed(seed % 2**32)
+    torch.manual_seed(seed)
+    if torch.cuda.is_available():
+        torch.cuda.manual_seed_all(seed)
+
+
+def rng_state() -> dict[str, Any]:
+    """Every RNG state a training step consumes, for exact resume."""
+    state: dict[str, Any] = {
+        "python": random.getstate(),
+        "numpy": np.random.get_state(),
+        "torch": torch.get_rng_state(),
+    }
+    if torch.cuda.is_available():
+        state["cuda"] = torch.cuda.get_rng_state_all()
+    return state
+
+
+def set_rng_state(state: dict[str, Any]) -> None:
+    random.setstate(state["python"])
+    np.random.set_state(state["numpy"])
+    torch.set_rng_state(state["torch"])
+    if "cuda" in state and torch.cuda.is_available():
+        torch.cuda.set_rng_state_all(state["cuda"])
+
+
+def set_threads(num_threads: int | None) -> None:
+    """Intra-op CPU threads (None leaves torch's default)."""
+    if num_threads:
+        torch.set_num_threads(num_threads)

@@ -1,0 +1,315 @@
+"""train() and evaluate(): the plain loop every task shares (AMP, accumulation, clipping, eval, save, resume).
+
+Batches: the epoch's plan of global micro-batches (batch_size x world size examples) is a pure function of
+the seed and the epoch, so a resumed run replays the same order; under DDP each rank takes every
+world_size-th example of each global micro-batch. Each micro-batch loss is weighted by its share of the
+examples in the optimizer step, so 2 processes x batch 4, 1 process x batch 8 and 1 process x batch 4 x 2
+accumulation steps all take the same step.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import math
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import nn
+from tqdm.auto import tqdm
+
+from bertkit import runtime as rt_mod
+from bertkit.data.collate import shuffled_batches
+from bertkit.inference.predictor import featurize, run_model, to_device
+from bertkit.runtime import Runtime
+from bertkit.tasks.base import Feature, Task
+from bertkit.training.checkpoint import (
+    TrainState,
+    list_checkpoints,
+    load_checkpoint,
+    remove_checkpoints,
+    save_checkpoint,
+    save_model_folder,
+)
+from bertkit.training.config import TrainConfig
+from bertkit.training.optim import build_optimizer, clip_gradients, lr_at, set_lr, warmup_steps_for
+from bertkit.training.report import MetricsLog, write_metrics, write_report
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass
+class TrainResult:
+    metrics: dict[str, float]  # dev metrics of the saved model (empty without dev data)
+    best_step: int | None
+    steps: int
+    train_seconds: float
+    examples_per_second: float
+    stopped_early: bool
+    output_dir: Path
+    history: list[dict] = field(default_factory=list)
+
+
+def evaluate(
+    task: Task,
+    model: nn.Module,
+    tokenizer: Any,
+    examples: Sequence[Any],
+    config: TrainConfig,
+    runtime: Runtime | None = None,
+    features: Sequence[Feature] | None = None,
+) -> tuple[dict[str, float], list[dict]]:
+    """(metrics, predictions) of model on labelled examples."""
+    runtime = runtime or Runtime(next(model.parameters()).device, config.precision)
+    if features is None:
+        features = featurize(task, examples, tokenizer, config.max_seq_length)
+    outputs, run_order = run_model(
+        task, model, features, config.eval_batch_size, runtime.device, runtime.autocast
+    )
+    predictions = task.decode(outputs, run_order, examples)
+    return task.metrics(predictions, examples), predictions
+
+
+def _plan(lengths: list[int], config: TrainConfig, runtime: Runtime, epoch: int) -> list[list[list[int]]]:
+    """The epoch's optimizer steps, each a list of global micro-batches (lists of feature indices)."""
+    global_batch = config.batch_size * runtime.world_size
+    batches = shuffled_batches(lengths, global_batch, config.seed * 1_000_003 + epoch, config.group_by_length)
+    if runtime.distributed:
+        batches = [b for b in batches if len(b) >= runtime.world_size]  # every rank needs an example
+    return [batches[i : i + config.grad_accum] for i in range(0, len(batches), config.grad_accum)]
+
+
+def _gather_rng(runtime: Runtime) -> list[dict]:
+    state = rt_mod.rng_state()
+    if not runtime.distributed:
+        return [state]
+    import torch.distributed as dist
+
+    states: list[Any] = [None] * runtime.world_size
+    dist.all_gather_object(states, state)
+    return states
+
+
+def train(
+    task: Task,
+    model: nn.Module,
+    tokenizer: Any,
+    train_examples: Sequence[Any],
+    dev_examples: Sequence[Any] | None,
+    config: TrainConfig,
+    output_dir: str | Path,
+    runtime: Runtime | None = None,
+) -> TrainResult:
+    """Fine-tune model on train_examples; output_dir becomes the model folder (best model when evaluating)."""
+    runtime = runtime or rt_mod.start(config.device, config.precision)
+    out = Path(output_dir)
+    rt_mod.set_threads(config.num_threads)
+    rt_mod.seed_everything(config.seed)
+    if not train_examples:
+        raise ValueError("no training examples: the training data is empty after validation")
+    features = featurize(task, train_examples, tokenizer, config.max_seq_length)
+    lengths = [len(f["input_ids"]) for f in features]
+    dev_features = featurize(task, dev_examples, tokenizer, config.max_seq_length) if dev_examples else None
+
+    model.to(runtime.device)
+    if config.gradient_checkpointing:
+        model.set_gradient_checkpointing(True)
+    optimizer = build_optimizer(
+        model,
+        lr=config.lr,
+        weight_decay=config.weight_decay,
+        betas=(config.adam_beta1, config.adam_beta2),
+        eps=config.adam_eps,
+        bias_correction=config.bias_correction,
+    )
+    scaler = torch.amp.GradScaler("cuda") if config.precision == "fp16" else None
+    steps_per_epoch = len(_plan(lengths, config, runtime, 0))
+    if steps_per_epoch == 0:
+        raise ValueError(
+            f"{len(features)} training features make no batch for {runtime.world_size} processes"
+        )
+    total_steps = config.max_steps or math.ceil(config.epochs * steps_per_epoch)
+    warmup = warmup_steps_for(total_steps, config.warmup_ratio, config.warmup_steps)
+    eval_every = config.eval_steps or steps_per_epoch
+    save_every = config.save_steps or eval_every
+
+    state = TrainState(num_features=len(features))
+    checkpoints = list_checkpoints(out) if config.resume else []
+    if checkpoints:
+        state, rng = load_checkpoint(checkpoints[-1], model, optimizer, config, scaler)
+        if state.num_features != len(features):
+            raise ValueError(
+                f"{checkpoints[-1]} was trained on {state.num_features} features, this data gives {len(features)}; "
+                "resume with the same data, use a new --output-dir, or pass --no-resume"
+            )
+        rt_mod.set_rng_state(rng[runtime.rank] if runtime.rank < len(rng) else rng[0])
+        logger.info("resumed from %s (step %d of %d)", checkpoints[-1], state.step, total_steps)
+    elif runtime.is_main and config.resume is False:
+        remove_checkpoints(out)
+    ddp = model
+    if runtime.distributed:
+        from torch.nn.parallel import DistributedDataParallel
+
+        ids = [runtime.device.index] if runtime.device.type == "cuda" else None
+        ddp = DistributedDataParallel(model, device_ids=ids)
+    log = MetricsLog(out, state.step, enabled=runtime.is_main)
+    bar = tqdm(total=total_steps, initial=state.step, disable=not (config.progress and runtime.is_main),
+               desc="train", dynamic_ncols=True)  # fmt: skip
+    logger.info(
+        "training: %d examples -> %d features, %d steps (%d per epoch), global batch %d, warmup %d, %s on %s",
+        len(train_examples), len(features), total_steps, steps_per_epoch,
+        config.batch_size * config.grad_accum * runtime.world_size, warmup, config.precision, runtime.device,
+    )  # fmt: skip
+
+    def run_eval() -> None:
+        nonlocal state
+        improved = False
+        if runtime.is_main:
+            t0 = time.perf_counter()
+            metrics, _ = evaluate(task, model, tokenizer, dev_examples, config, runtime, dev_features)
+            record = {"type": "eval", "step": state.step, "epoch": state.epoch, **metrics,
+                      "seconds": round(time.perf_counter() - t0, 3)}  # fmt: skip
+            log.write(record)
+            state.history.append(record)
+            value = metrics.get(task.main_metric)
+            if value is None:
+                raise ValueError(
+                    f"main metric {task.main_metric!r} is not among the metrics {sorted(metrics)}"
+                )
+            improved = state.best_metric is None or value > state.best_metric
+            if improved:
+                state.best_metric, state.best_step, state.evals_without_improvement = value, state.step, 0
+                if config.save_best:
+                    save_model_folder(out, model, tokenizer, task, config)
+            else:
+                state.evals_without_improvement += 1
+            bar.write(f"step {state.step}: " + ", ".join(f"{k} {v:.4f}" for k, v in metrics.items()))
+        state = rt_mod.broadcast_object(runtime, state)
+        patience = config.early_stopping_patience
+        if patience is not None and state.evals_without_improvement >= patience:
+            state.stopped_early = True
+            logger.info("early stopping at step %d: %d evaluations without improvement", state.step, patience)
+
+    model.train()
+    window_loss, window_examples, window_time = 0.0, 0, 0.0
+    while state.step < total_steps and not state.stopped_early:
+        plan = _plan(lengths, config, runtime, state.epoch)
+        for micro_batches in plan[state.epoch_step :]:
+            if state.step >= total_steps or state.stopped_early:
+                break
+            t0 = time.perf_counter()
+            set_lr(optimizer, lr_at(state.step, base_lr=config.lr, total_steps=total_steps, warmup_steps=warmup,
+                                    schedule=config.schedule))  # fmt: skip
+            n_step = sum(len(b) for b in micro_batches)
+            step_loss = torch.zeros((), device=runtime.device)
+            for k, global_batch in enumerate(micro_batches):
+                mine = global_batch[runtime.rank :: runtime.world_size]
+                batch = to_device(task.collate([features[i] for i in mine]), runtime.device)
+                last = k == len(micro_batches) - 1
+                sync = ddp.no_sync() if runtime.distributed and not last else contextlib.nullcontext()
+                with sync:
+                    with runtime.autocast():
+                        outputs = task.forward(ddp, batch)
+                    loss = task.loss(outputs, batch)
+                    weighted = loss * (len(mine) * runtime.world_size / n_step)
+                    (scaler.scale(weighted) if scaler is not None else weighted).backward()
+                step_loss += loss.detach() * len(mine)
+            if scaler is not None:
+                scaler.unscale_(optimizer)
+            clip_gradients(model, config.max_grad_norm)
+            if scaler is not None:
+                scaler.step(optimizer)
+                scaler.update()
+            else:
+                optimizer.step()
+            optimizer.zero_grad(set_to_none=True)
+            state.step += 1
+            state.epoch_step += 1
+            seconds = time.perf_counter() - t0
+            state.train_seconds += seconds
+            state.examples_seen += n_step
+            window_loss += float(step_loss) / max(1, n_step // runtime.world_size)
+            window_examples += n_step
+            window_time += seconds
+            bar.update(1)
+            if state.step % config.log_steps == 0 or state.step == total_steps:
+                n_logged = state.step % config.log_steps or config.log_steps
+                record = {"type": "train", "step": state.step, "epoch": state.epoch,
+                          "loss": window_loss / n_logged, "lr": optimizer.param_groups[0]["lr"],
+                          "examples_per_second": window_examples / max(window_time, 1e-9)}  # fmt: skip
+                log.write(record)
+                bar.set_postfix(loss=f"{record['loss']:.4f}", lr=f"{record['lr']:.2e}",
+                                ex_s=f"{record['examples_per_second']:.1f}")  # fmt: skip
+                window_loss, window_examples, window_time = 0.0, 0, 0.0
+            end_of_epoch = state.epoch_step == len(plan)
+            if dev_examples and (state.step % eval_every == 0 or state.step == total_steps or
+                                 (config.eval_steps is None and end_of_epoch)):  # fmt: skip
+                run_eval()
+            if state.step % save_every == 0 and state.step < total_steps and not state.stopped_early:
+                rng = _gather_rng(runtime)
+                if runtime.is_main:
+                    save_checkpoint(out, model, optimizer, state, config, rng, scaler)
+                rt_mod.barrier(runtime)
+        else:
+            state.epoch += 1
+            state.epoch_step = 0
+    bar.close()
+    return _finish(task, model, tokenizer, dev_examples, dev_features, config, out, runtime, state)
+
+
+def _finish(
+    task: Task,
+    model: nn.Module,
+    tokenizer: Any,
+    dev_examples: Sequence[Any] | None,
+    dev_features: Sequence[Feature] | None,
+    config: TrainConfig,
+    out: Path,
+    runtime: Runtime,
+    state: TrainState,
+) -> TrainResult:
+    """Save the model folder (the best one is already there), reload the best weights, write metrics and plots."""
+    metrics: dict[str, float] = {}
+    predictions = None
+    if runtime.is_main:
+        if (
+            dev_examples
+            and config.save_best
+            and state.best_step is not None
+            and state.best_step != state.step
+        ):
+            best, _ = task.build_model(str(out), from_finetuned=True)
+            model.load_state_dict(best.state_dict())
+            logger.info(
+                "reloaded the best model (step %d, %s %.4f)",
+                state.best_step,
+                task.main_metric,
+                state.best_metric,
+            )
+        if not (dev_examples and config.save_best):
+            save_model_folder(out, model, tokenizer, task, config)
+        if dev_examples:
+            metrics, predictions = evaluate(
+                task, model, tokenizer, dev_examples, config, runtime, dev_features
+            )
+        speed = state.examples_seen / max(state.train_seconds, 1e-9)
+        summary = {**metrics, "best_step": state.best_step, "steps": state.step, "stopped_early": state.stopped_early,
+                   "train_seconds": round(state.train_seconds, 2), "train_examples_per_second": round(speed, 2)}  # fmt: skip
+        write_metrics(out, summary)
+        write_report(out, task, predictions, dev_examples)
+        remove_checkpoints(out)
+    rt_mod.barrier(runtime)
+    return TrainResult(
+        metrics=metrics,
+        best_step=state.best_step,
+        steps=state.step,
+        train_seconds=state.train_seconds,
+        examples_per_second=state.examples_seen / max(state.train_seconds, 1e-9),
+        stopped_early=state.stopped_early,
+        output_dir=out,
+        history=state.history,
+    )
