@@ -17,14 +17,23 @@ def param_groups(model: nn.Module, weight_decay: float) -> list[dict]:
 
     Tensors with dim() >= 2 are exactly the weight matrices and embeddings: bias and LayerNorm
     parameters are 1-D (nanoGPT's rule, equal to BERT's name-based exclusion).
+    A model may declare `lr_scales = {"crf.": 100.0}` (parameter-name prefix -> factor): those parameters
+    get groups of their own with "lr_scale", which set_lr multiplies in (a CRF learns faster than BERT).
     """
-    decay, no_decay = [], []
-    for param in model.parameters():
+    scales: dict[str, float] = dict(getattr(model, "lr_scales", None) or {})
+    groups: dict[tuple[float, bool], list] = {(1.0, True): [], (1.0, False): []}
+    for name, param in model.named_parameters():
         if param.requires_grad:
-            (decay if param.dim() >= 2 else no_decay).append(param)
+            scale = next((s for prefix, s in scales.items() if name.startswith(prefix)), 1.0)
+            groups.setdefault((scale, param.dim() >= 2), []).append(param)
     return [
-        {"params": decay, "weight_decay": weight_decay},
-        {"params": no_decay, "weight_decay": 0.0},
+        {
+            "params": params,
+            "weight_decay": weight_decay if decay else 0.0,
+            **({"lr_scale": s} if s != 1.0 else {}),
+        }
+        for (s, decay), params in groups.items()
+        if params or s == 1.0
     ]
 
 
@@ -114,8 +123,9 @@ def lr_at(
 
 
 def set_lr(optimizer: torch.optim.Optimizer, lr: float) -> None:
+    """Every group to lr, times its "lr_scale" when it has one (see param_groups)."""
     for group in optimizer.param_groups:
-        group["lr"] = lr
+        group["lr"] = lr * group.get("lr_scale", 1.0)
 
 
 def clip_gradients(model: nn.Module, max_norm: float | None) -> Tensor | None:
