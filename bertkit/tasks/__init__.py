@@ -15,6 +15,8 @@ from bertkit.tasks.base import Feature, Preset, Task
 
 FAMILIES: dict[str, str] = {
     "classification": "bertkit.tasks.classification:ClassificationTask",
+    "qa": "bertkit.tasks.qa:QATask",
+    "multiple_choice": "bertkit.tasks.multiple_choice:MultipleChoiceTask",
 }
 
 _GLUE = {"train": ("train.tsv",), "dev": ("dev.tsv",), "test": ("test.tsv",)}
@@ -95,6 +97,26 @@ PRESETS: dict[str, Preset] = {
     "lcqmc": Preset("classification", "tsv", {"train": ("train.txt",), "dev": ("dev.txt",), "test": ("test.txt",)},
                     {"text": 0, "text_pair": 1, "label": 2, "header": False}, None, {"labels": _BINARY},
                     "LCQMC question matching (text_a, text_b, label; no header)"),
+    # ---- extractive QA and multiple choice (bertkit/tasks/qa.py, multiple_choice.py) ----
+    "squad": Preset("qa", "squad", {"train": ("train-v1.1.json",), "dev": ("dev-v1.1.json",)}, {}, None,
+                    {"metric": "squad"}, "SQuAD v1.1 (also any SQuAD-format JSON or QA JSONL file): EM / F1"),
+    "squad-v2": Preset("qa", "squad", {"train": ("train-v2.0.json",), "dev": ("dev-v2.0.json",)}, {}, None,
+                       {"metric": "squad_v2"}, "SQuAD v2.0: unanswerable questions, null score and threshold"),
+    "cmrc2018": Preset("qa", "squad",
+                       {"train": ("cmrc2018_train.json", "cmrc2018_train.json.gz"), "dev": ("cmrc2018_dev.json",),
+                        "trial": ("cmrc2018_trial.json",)},
+                       {}, None, {"metric": "cmrc2018"}, "CMRC 2018 Chinese span extraction: char-level EM / F1"),
+    "swag": Preset("multiple_choice", "swag", {"train": ("train.csv",), "dev": ("val.csv",), "test": ("test.csv",)},
+                   {}, None, {}, "SWAG (rowanz/swagaf CSV): sent1 + sent2 and four endings"),
+    "socialiqa": Preset("multiple_choice", "socialiqa",
+                        {"train": ("train.jsonl", "train.jsonl.gz"), "dev": ("dev.jsonl",)}, {},
+                        {"train": {"labels_path": "train-labels.lst"}, "dev": {"labels_path": "dev-labels.lst"}},
+                        {}, "Social IQa (AI2 layout: JSONL + labels file), three answers"),
+    "c3": Preset("multiple_choice", "c3", {"train": ("train.json",), "dev": ("dev.json",), "test": ("test.json",)},
+                 {}, None, {}, "C3 Chinese multiple-choice reading comprehension, 2-4 choices"),
+    "choice-jsonl": Preset("multiple_choice", "choice_jsonl",
+                           {"train": ("train.jsonl",), "dev": ("dev.jsonl",), "test": ("test.jsonl",)}, {}, None,
+                           {}, "generic multiple choice: JSONL with context, question, choices, label"),
 }  # fmt: skip
 
 

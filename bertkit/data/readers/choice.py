@@ -50,12 +50,20 @@ def read_socialiqa(
 ) -> Iterator[ChoiceExample]:
     """AI2's Social IQa layout: JSONL with context, question, answerA-C, and a labels file of 1-based indices.
 
-    Without ``labels_path`` the examples are unlabelled. The two files must have the same number of lines.
+    Without ``labels_path`` the examples are unlabelled; a relative ``labels_path`` is looked up beside ``path``
+    first (presets name ``dev-labels.lst`` for ``dev.jsonl``). The two files must have the same number of lines.
     """
     path = Path(path)
     labels: list[int] | None = None
     if labels_path is not None:
         labels_path = Path(labels_path)
+        if not labels_path.is_absolute() and (path.parent / labels_path).is_file():
+            labels_path = path.parent / labels_path
+        if not labels_path.is_file():
+            raise FileNotFoundError(
+                f"labels file {labels_path} for {path} does not exist (looked beside it too); Social IQa keeps "
+                "1-based answer indices in a separate file such as dev-labels.lst"
+            )
         with _open(labels_path) as f:
             raw = [(n, line.strip()) for n, line in enumerate(f, 1) if line.strip()]
         labels = []

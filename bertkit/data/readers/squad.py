@@ -61,6 +61,10 @@ class _AnchorLog:
         return Answer(text=text, start=fixed)
 
     def report(self) -> None:
+        def ids(qids: list[str]) -> str:
+            unique = list(dict.fromkeys(qids))
+            return ", ".join(unique[:5]) + (" ..." if len(unique) > 5 else "")
+
         if self.moved:
             logger.warning(
                 "%s: %d answers did not sit at their answer_start and were re-anchored to the nearest "
