@@ -14,6 +14,8 @@ COMMANDS: dict[str, str] = {
     "predict": "predict",
     "convert": "convert",
     "tokenize": "tokenize",
+    "serve": "serve",
+    "export": "export",
 }
 
 

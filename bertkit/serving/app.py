@@ -1,0 +1,442 @@
+"""The HTTP routes: parse -> limits -> batcher -> backend -> response. FastAPI, run by uvicorn (`serve` extra).
+
+Routes: GET /health, /info, /metrics; POST /tokenize, /encode, and /predict for fine-tuned folders.
+Status codes: 400 malformed JSON, 401 missing or wrong API key, 404 unknown route, 413 too many texts /
+text too long / body too large, 422 wrong types or fields, 503 queue full or shutting down (with
+Retry-After), 500 only for a server bug. Every error body is {"error": message, "detail": ...}.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hmac
+import logging
+import time
+from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from contextlib import asynccontextmanager
+from typing import Any, TypeVar
+
+try:
+    import orjson
+    from fastapi import FastAPI, Request
+    from fastapi.exceptions import RequestValidationError
+    from fastapi.responses import Response
+    from pydantic import BaseModel, ValidationError
+    from starlette.exceptions import HTTPException
+except ImportError as err:  # pragma: no cover - depends on the installed extras
+    raise ImportError(
+        "the HTTP server needs fastapi, uvicorn and orjson: pip install 'bertkit[serve]'"
+    ) from err
+
+import numpy as np
+
+from bertkit.serving.backend import Backend, TooLong
+from bertkit.serving.batcher import Batcher, BatchStats, QueueFull, ShuttingDown
+from bertkit.serving.config import ServeConfig
+from bertkit.serving.metrics import ServerMetrics
+from bertkit.serving.schemas import (
+    EncodeRequest,
+    EncodeResponse,
+    ErrorResponse,
+    HealthResponse,
+    InfoResponse,
+    Limits,
+    PredictRequest,
+    PredictResponse,
+    TokenizeRequest,
+    TokenizeResponse,
+)
+
+logger = logging.getLogger(__name__)
+
+VERSION = "0.1.0"
+OFFLOAD_CHARS = 20000  # requests with more text than this are tokenized off the event loop
+OPEN_ROUTES = ("/health",)
+ERRORS: dict[int | str, dict[str, Any]] = {
+    code: {"model": ErrorResponse} for code in (400, 401, 413, 422, 503)
+}
+Body = TypeVar("Body", bound=BaseModel)
+
+
+class BadJson(ValueError):
+    """The body is not JSON (400)."""
+
+
+def body_schema(model: type[BaseModel]) -> dict[str, Any]:
+    """OpenAPI for a JSON body that the route parses itself (so any content type with JSON in it works)."""
+    return {
+        "requestBody": {
+            "required": True,
+            "content": {"application/json": {"schema": model.model_json_schema()}},
+        }
+    }
+
+
+async def parse(request: Request, model: type[Body]) -> Body:
+    """The request body as `model`: 400 when it is not JSON, 422 when a field is missing or mistyped."""
+    raw = await request.body()
+    try:
+        data = orjson.loads(raw)
+    except orjson.JSONDecodeError as err:
+        raise BadJson(
+            f'malformed JSON body ({err}); send a JSON object such as {{"texts": ["..."]}}'
+        ) from err
+    if not isinstance(data, dict):
+        raise RequestValidationError(
+            [
+                {
+                    "loc": ("body",),
+                    "msg": f"the body must be a JSON object, not {type(data).__name__}",
+                    "type": "object_type",
+                }
+            ]
+        )
+    try:
+        return model.model_validate(data)
+    except ValidationError as err:
+        raise RequestValidationError(
+            [
+                {**e, "loc": ("body", *e.get("loc", ()))}
+                for e in err.errors(include_url=False, include_context=False)
+            ]
+        ) from None
+
+
+def json_response(body: Any, status: int = 200, headers: dict[str, str] | None = None) -> Response:
+    """orjson straight to bytes (numpy arrays included): no pydantic round trip on the hot path."""
+    return Response(
+        orjson.dumps(body, option=orjson.OPT_SERIALIZE_NUMPY), status, headers, "application/json"
+    )
+
+
+def error(status: int, message: str, headers: dict[str, str] | None = None, detail: Any = None) -> Response:
+    body: dict[str, Any] = {"error": message}
+    if detail is not None:
+        body["detail"] = detail
+    return json_response(body, status, headers)
+
+
+class Guard:
+    """ASGI middleware: API key, body-size limit, and per-route request counts and latency."""
+
+    def __init__(self, app: Any, config: ServeConfig, metrics: ServerMetrics, routes: Sequence[str]):
+        self.app, self.metrics, self.routes = app, metrics, set(routes)
+        self.key = config.api_key.encode() if config.api_key else None
+        self.max_body = config.max_texts * config.max_text_chars * 4 * 2 + 65536  # pairs, UTF-8, JSON escapes
+
+    def _authorized(self, headers: list[tuple[bytes, bytes]]) -> bool:
+        for name, value in headers:
+            if name == b"authorization" and value[:7].lower() == b"bearer ":
+                if hmac.compare_digest(value[7:].strip(), self.key):
+                    return True
+            elif name == b"x-api-key" and hmac.compare_digest(value.strip(), self.key):
+                return True
+        return False
+
+    async def __call__(self, scope: dict, receive: Callable, send: Callable) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        path = scope["path"]
+        route = path if path in self.routes else "other"
+        start = time.perf_counter()
+        status = 500
+        reply: Response | None = None
+        if self.key is not None and path not in OPEN_ROUTES and not self._authorized(scope["headers"]):
+            reply = error(
+                401,
+                "missing or wrong API key: send 'Authorization: Bearer KEY' or 'X-API-Key: KEY'",
+                {"WWW-Authenticate": "Bearer"},
+            )
+        else:
+            for name, value in scope["headers"]:
+                if name == b"content-length" and value.isdigit() and int(value) > self.max_body:
+                    reply = error(
+                        413, f"request body of {int(value)} bytes exceeds the limit of {self.max_body}"
+                    )
+        if reply is not None:
+            await reply(scope, receive, send)
+            self.metrics.requests.inc(route=route, status=str(reply.status_code))
+            return
+
+        async def send_and_watch(message: dict) -> None:
+            nonlocal status
+            if message["type"] == "http.response.start":
+                status = message["status"]
+            await send(message)
+
+        self.metrics.in_flight.inc()
+        try:
+            await self.app(scope, receive, send_and_watch)
+        finally:
+            self.metrics.in_flight.inc(-1)
+            self.metrics.requests.inc(route=route, status=str(status))
+            self.metrics.latency.observe(time.perf_counter() - start, route=route)
+
+
+class Server:
+    """The backend, one batcher per model route, the metrics; routes call into it."""
+
+    def __init__(self, config: ServeConfig, backend: Backend | None = None):
+        self.config = config
+        self.backend = backend or Backend(config)
+        self.metrics = ServerMetrics()
+        self.executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="bertkit-model")
+        self.batchers: dict[str, Batcher] = {}
+        if self.backend.can_encode:
+            self.batchers["/encode"] = self._batcher("/encode", self.backend.embed)
+        if self.backend.can_predict:
+            self.batchers["/predict"] = self._batcher("/predict", self.backend.predict)
+        self.closing = False
+
+    def _batcher(self, route: str, run: Callable) -> Batcher:
+        c = self.config
+
+        def record(stats: BatchStats) -> None:
+            self.metrics.batch_size.observe(stats.size, route=route)
+            self.metrics.batch_tokens.observe(stats.tokens, route=route)
+            self.metrics.batch_duration.observe(stats.seconds, route=route)
+            self.metrics.texts.inc(stats.size, route=route)
+
+        return Batcher(
+            run,
+            self.executor,
+            max_batch_tokens=c.max_batch_tokens,
+            max_batch_size=c.max_batch_size,
+            max_wait_ms=c.max_wait_ms,
+            max_queue=c.max_queue,
+            on_batch=record,
+        )
+
+    @property
+    def routes(self) -> list[str]:
+        return ["/health", "/info", "/metrics", "/tokenize", *self.batchers]
+
+    async def start(self) -> None:
+        for batcher in self.batchers.values():
+            batcher.start()
+
+    async def stop(self) -> None:
+        self.closing = True
+        await asyncio.gather(*(b.close() for b in self.batchers.values()))
+        self.executor.shutdown(wait=True)
+
+    def check_limits(self, texts: Sequence[str], pairs: Sequence[str] | None) -> None:
+        c = self.config
+        if len(texts) > c.max_texts:
+            raise TooLong(
+                f"{len(texts)} texts in one request; the limit is {c.max_texts} (split the request)"
+            )
+        for name, values in (("texts", texts), ("text_pairs", pairs or ())):
+            for i, text in enumerate(values):
+                if len(text) > c.max_text_chars:
+                    raise TooLong(f"{name}[{i}] has {len(text)} characters; the limit is {c.max_text_chars}")
+
+    async def off_loop(self, size: int, fn: Callable, *args: Any) -> Any:
+        """Run fn here when the input is small, else in a thread so the event loop keeps answering."""
+        if size <= OFFLOAD_CHARS:
+            return fn(*args)
+        return await asyncio.to_thread(fn, *args)
+
+    def info(self) -> dict[str, Any]:
+        c, b = self.config, self.backend
+        limits = Limits(
+            max_texts_per_request=c.max_texts,
+            max_text_chars=c.max_text_chars,
+            max_length_tokens=b.max_length,
+            max_batch_tokens=c.max_batch_tokens,
+            max_batch_size=c.max_batch_size,
+            max_wait_ms=c.max_wait_ms,
+            max_queue=c.max_queue,
+        )
+        return InfoResponse(
+            model=b.name,
+            task=b.task_name,
+            labels=b.labels,
+            backend=c.backend,
+            routes=self.routes,
+            pooling=b.pooling,
+            normalize=c.normalize,
+            dimensions=b.dimensions,
+            limits=limits,
+            version=VERSION,
+        ).model_dump()
+
+
+def _chars(texts: Sequence[str], pairs: Sequence[str] | None) -> int:
+    return sum(map(len, texts)) + (sum(map(len, pairs)) if pairs else 0)
+
+
+def create_app(config: ServeConfig, backend: Backend | None = None) -> Any:
+    """The ASGI app (FastAPI wrapped in Guard); loads the model now, so the server is ready when it listens."""
+    server = Server(config, backend)
+
+    @asynccontextmanager
+    async def lifespan(_app: FastAPI):
+        await server.start()
+        yield
+        await server.stop()
+
+    app = FastAPI(
+        title="bertkit",
+        version=VERSION,
+        lifespan=lifespan,
+        description=f"BERT model server for {server.backend.name}.",
+    )
+    app.state.server = server
+    install_error_handlers(app, server)
+
+    @app.get("/health", response_model=HealthResponse)
+    async def health() -> Response:
+        """200 once the model is loaded; 503 while shutting down."""
+        if server.closing:
+            return json_response({"status": "shutting down"}, 503, {"Retry-After": "1"})
+        return json_response({"status": "ok"})
+
+    @app.get("/info", response_model=InfoResponse)
+    async def info() -> Response:
+        """Model, task, labels, backend, pooling and limits."""
+        return json_response(server.info())
+
+    @app.get("/metrics")
+    async def metrics() -> Response:
+        """Prometheus text exposition."""
+        for route, batcher in server.batchers.items():
+            server.metrics.queue_depth.set(batcher.queued, route=route)
+        return Response(server.metrics.render(), media_type="text/plain; version=0.0.4; charset=utf-8")
+
+    @app.post(
+        "/tokenize",
+        response_model=TokenizeResponse,
+        responses=ERRORS,
+        openapi_extra=body_schema(TokenizeRequest),
+    )
+    async def tokenize(http: Request) -> Response:
+        """WordPiece tokens, ids, type ids and character offsets (cut to the model's max length)."""
+        request = await parse(http, TokenizeRequest)
+        texts, pairs = request.texts, request.text_pairs
+        server.check_limits(texts, pairs)
+        encodings = await server.off_loop(_chars(texts, pairs), server.backend.tokenize, texts, pairs, True)
+        return json_response(
+            {
+                "tokens": [
+                    {"ids": e.ids, "tokens": e.tokens, "type_ids": e.type_ids, "offsets": e.offsets}
+                    for e in encodings
+                ]
+            }
+        )
+
+    if server.backend.can_encode:
+
+        @app.post(
+            "/encode",
+            response_model=EncodeResponse,
+            responses=ERRORS,
+            openapi_extra=body_schema(EncodeRequest),
+        )
+        async def encode(http: Request) -> Response:
+            """Sentence embeddings, one per text (pooling as configured; optional L2 normalisation)."""
+            request = await parse(http, EncodeRequest)
+            texts, pairs = request.texts, request.text_pairs
+            server.check_limits(texts, pairs)
+            encodings = await server.off_loop(
+                _chars(texts, pairs), server.backend.tokenize, texts, pairs, request.truncate
+            )
+            lengths = [len(e.ids) for e in encodings]
+            vectors = np.stack(await server.batchers["/encode"].submit(encodings, lengths))
+            normalize = config.normalize if request.normalize is None else request.normalize
+            if normalize:
+                vectors = vectors / np.maximum(np.linalg.norm(vectors, axis=1, keepdims=True), 1e-12)
+            return json_response(
+                {
+                    "embeddings": vectors,
+                    "model": server.backend.name,
+                    "dimensions": int(vectors.shape[1]),
+                    "tokens": sum(lengths),
+                }
+            )
+
+    if server.backend.can_predict:
+
+        @app.post(
+            "/predict",
+            response_model=PredictResponse,
+            responses=ERRORS,
+            openapi_extra=body_schema(PredictRequest),
+        )
+        async def predict(http: Request) -> Response:
+            """Task predictions (labels and probabilities, entities with offsets, answers with scores)."""
+            request = await parse(http, PredictRequest)
+            backend = server.backend
+            if request.inputs is not None:
+                inputs = request.inputs
+                if len(inputs) > config.max_texts:
+                    raise TooLong(f"{len(inputs)} inputs in one request; the limit is {config.max_texts}")
+                for i, record in enumerate(inputs):
+                    for key, value in record.items():
+                        if isinstance(value, str) and len(value) > config.max_text_chars:
+                            raise TooLong(
+                                f"inputs[{i}].{key} has {len(value)} characters; "
+                                f"the limit is {config.max_text_chars}"
+                            )
+                size = sum(len(v) for r in inputs for v in r.values() if isinstance(v, str))
+            else:
+                server.check_limits(request.texts, request.text_pairs)
+                inputs = backend.predict_inputs(request.texts, request.text_pairs)
+                size = _chars(request.texts, request.text_pairs)
+            items = await server.off_loop(size, backend.prepare, inputs)
+            predictions = await server.batchers["/predict"].submit(items, [it.tokens for it in items])
+            return json_response({"predictions": predictions, "model": backend.name})
+
+    return Guard(app, config, server.metrics, server.routes)
+
+
+def install_error_handlers(app: Any, server: Server) -> None:
+    """Map every failure to its status code and a JSON body that says what to fix."""
+
+    @app.exception_handler(RequestValidationError)
+    async def invalid(_request: Request, exc: RequestValidationError) -> Response:
+        errors = exc.errors()
+        first = errors[0] if errors else {}
+        where = ".".join(str(p) for p in first.get("loc", ()) if p != "body") or "body"
+        detail = [
+            {"loc": list(e.get("loc", ())), "msg": e.get("msg", ""), "type": e.get("type", "")}
+            for e in errors
+        ]
+        return error(422, f"invalid request: {where}: {first.get('msg', 'invalid')}", detail=detail)
+
+    @app.exception_handler(HTTPException)
+    async def http_error(_request: Request, exc: HTTPException) -> Response:
+        message = exc.detail if isinstance(exc.detail, str) else str(exc.detail)
+        if exc.status_code == 404:
+            message = f"no route here; this server offers {', '.join(server.routes)}"
+        elif exc.status_code == 405:
+            message = f"method not allowed: {message}"
+        return error(exc.status_code, message, dict(exc.headers or {}))
+
+    @app.exception_handler(BadJson)
+    async def bad_json(_request: Request, exc: BadJson) -> Response:
+        return error(400, str(exc))
+
+    @app.exception_handler(TooLong)
+    async def too_long(_request: Request, exc: TooLong) -> Response:
+        return error(413, str(exc))
+
+    @app.exception_handler(QueueFull)
+    async def queue_full(request: Request, exc: QueueFull) -> Response:
+        server.metrics.rejected.inc(route=request.url.path)
+        return error(503, f"server busy: {exc}", {"Retry-After": str(int(exc.retry_after))})
+
+    @app.exception_handler(ShuttingDown)
+    async def shutting_down(_request: Request, exc: ShuttingDown) -> Response:
+        return error(503, f"{exc}; retry on another replica", {"Retry-After": "1"})
+
+    @app.exception_handler(ValueError)
+    async def bad_value(_request: Request, exc: ValueError) -> Response:
+        return error(422, f"invalid input: {exc}")
+
+    @app.exception_handler(Exception)
+    async def crash(_request: Request, exc: Exception) -> Response:
+        logger.exception("unhandled error")
+        return error(500, f"internal error ({type(exc).__name__}); see the server log")

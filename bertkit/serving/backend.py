@@ -1,0 +1,225 @@
+"""The model side of the server: load a folder once; tokenize on the event loop; run batches in the worker.
+
+A plain encoder serves /encode and /tokenize; a fine-tuned folder (bertkit.json) also /predict, through the
+Predictor's task code. The engine is PyTorch (optionally dynamic int8) or onnxruntime on an exported graph
+(bertkit.export.runtime.OnnxModel returns the PyTorch model's types, so the task code runs unchanged).
+Shapes: B batch, T length, H hidden.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from torch import Tensor, nn
+
+from bertkit import runtime
+from bertkit.data.collate import encoder_inputs
+from bertkit.inference.predictor import MODEL_INFO, Predictor, featurize, run_model
+from bertkit.model.bert import BertModel, EncoderOutput
+from bertkit.serving.config import ServeConfig
+from bertkit.tasks import build_task
+from bertkit.tasks.base import Feature
+from bertkit.tokenization import Tokenizer
+from bertkit.tokenization.encoding import Encoding
+from bertkit.weights.load import model_folder, resolve_model_path
+
+logger = logging.getLogger(__name__)
+
+POOLINGS = ("cls", "mean", "max")
+# /predict's `texts` / `text_pairs` become these input fields, per task family.
+TEXT_FIELDS: dict[str, tuple[str, str]] = {"qa": ("question", "context")}
+DEFAULT_TEXT_FIELDS = ("text", "text_pair")
+
+
+class TooLong(ValueError):
+    """A text exceeds a limit the client asked to enforce (the route answers 413)."""
+
+
+@dataclass(frozen=True)
+class PredictItem:
+    """One task input, featurized on the event loop: its example and its windows."""
+
+    example: Any
+    features: list[Feature]
+
+    @property
+    def tokens(self) -> int:
+        return sum(len(f["input_ids"]) for f in self.features)
+
+
+def pooling_from_folder(folder: Path) -> str | None:
+    """The sentence-transformers pooling choice saved in 1_Pooling/config.json, if any."""
+    path = folder / "1_Pooling" / "config.json"
+    if not path.is_file():
+        return None
+    modes = json.loads(path.read_text(encoding="utf-8"))
+    for key, name in (
+        ("pooling_mode_mean_tokens", "mean"),
+        ("pooling_mode_cls_token", "cls"),
+        ("pooling_mode_max_tokens", "max"),
+    ):
+        if modes.get(key):
+            return name
+    return None
+
+
+def pool(hidden: Tensor, mask: Tensor, pooling: str) -> Tensor:
+    """(B, T, H), (B, T) -> (B, H)."""
+    if pooling == "cls":
+        return hidden[:, 0]
+    m = mask.unsqueeze(-1).to(hidden.dtype)
+    if pooling == "mean":
+        return (hidden * m).sum(1) / m.sum(1).clamp(min=1e-9)
+    if pooling == "max":
+        return hidden.masked_fill(m == 0, float("-inf")).max(1).values
+    raise ValueError(f"pooling must be one of {', '.join(POOLINGS)}, not {pooling!r}")
+
+
+class Backend:
+    """Everything the routes need from the model: names, tokenizer, and the two batch functions."""
+
+    def __init__(self, config: ServeConfig):
+        runtime.set_threads(config.threads)
+        self.config = config
+        self.folder = model_folder(resolve_model_path(config.model))
+        self.name = config.model
+        self.tokenizer = Tokenizer.from_pretrained(self.folder)
+        self.predictor: Predictor | None = None
+        self.task_name: str | None = None
+        info = self.folder / MODEL_INFO
+        if config.backend == "onnx":
+            from bertkit.export.runtime import OnnxModel
+
+            onnx_path = self.folder / config.onnx_file
+            model: nn.Module = OnnxModel(onnx_path, threads=config.threads)
+            self._encoder = model.encode if model.has_hidden_state else None
+            if info.is_file():
+                self.predictor = self._onnx_predictor(info, model)
+        elif info.is_file():
+            self.predictor = Predictor.from_pretrained(self.folder, device="cpu")
+            model = self.predictor.model
+            self._encoder = getattr(model, "bert", None)
+        else:
+            model = BertModel.from_pretrained(self.folder)
+            self._encoder = model
+        if config.quantize == "int8":
+            from bertkit.export.quantize import quantize_torch
+
+            model = quantize_torch(model)
+            self._encoder = model if isinstance(model, BertModel) else getattr(model, "bert", None)
+            if self.predictor is not None:
+                self.predictor.model = model
+        if self.predictor is not None:
+            self.task_name = self.predictor.task.name
+        model_config = getattr(model, "config", None)
+        self.dimensions = int(model_config.hidden_size) if model_config is not None else 0
+        self.max_length = self._max_length(model_config)
+        if self.predictor is not None:
+            self.predictor.max_seq_length = self.max_length
+        self.pooling = config.pooling or pooling_from_folder(self.folder) or "mean"
+        if self.pooling not in POOLINGS:
+            raise ValueError(f"pooling must be one of {', '.join(POOLINGS)}, not {self.pooling!r}")
+        logger.info(
+            "serving %s (%s backend, task %s, pooling %s, max_length %d)",
+            self.folder,
+            config.backend,
+            self.task_name or "none",
+            self.pooling,
+            self.max_length,
+        )
+
+    def _onnx_predictor(self, info: Path, model: nn.Module) -> Predictor:
+        data = json.loads(info.read_text(encoding="utf-8"))
+        task = build_task(data["task"], data.get("options") or {})
+        return Predictor(task, model, self.tokenizer, int(data.get("max_seq_length", 128)), device="cpu")
+
+    def _max_length(self, model_config: Any) -> int:
+        if self.config.max_length:
+            return self.config.max_length
+        if self.predictor is not None:
+            return self.predictor.max_seq_length
+        st_config = self.folder / "sentence_bert_config.json"  # sentence-transformers' trained window
+        if st_config.is_file():
+            saved = json.loads(st_config.read_text(encoding="utf-8")).get("max_seq_length")
+            if isinstance(saved, int) and saved > 0:
+                return saved
+        limit = getattr(model_config, "max_position_embeddings", 512) if model_config is not None else 512
+        return int(min(limit, self.tokenizer.model_max_length or 512, 512))
+
+    # ---- what the server offers -------------------------------------------------------------------
+    @property
+    def labels(self) -> list[str] | None:
+        labels = getattr(self.predictor.task, "labels", None) if self.predictor is not None else None
+        return list(labels) if labels else None
+
+    @property
+    def can_encode(self) -> bool:
+        return self._encoder is not None
+
+    @property
+    def can_predict(self) -> bool:
+        return self.predictor is not None
+
+    # ---- event loop side: cheap, per request ------------------------------------------------------
+    def tokenize(
+        self, texts: Sequence[str], pairs: Sequence[str] | None, truncate: bool = True
+    ) -> list[Encoding]:
+        """Encodings cut to max_length; with truncate=False a longer text raises TooLong."""
+        if not truncate:
+            full = self.tokenizer.encode_batch(list(texts), None if pairs is None else list(pairs))
+            for i, enc in enumerate(full):
+                if len(enc.ids) > self.max_length:
+                    raise TooLong(
+                        f"texts[{i}] has {len(enc.ids)} tokens; this model reads at most {self.max_length}. "
+                        "Shorten it, or send truncate=true to cut it"
+                    )
+            return full
+        return self.tokenizer.encode_batch(
+            list(texts), None if pairs is None else list(pairs), self.max_length
+        )
+
+    def predict_inputs(self, texts: Sequence[str], pairs: Sequence[str] | None) -> list[dict[str, Any]]:
+        """/predict's texts and text_pairs as the task's input dicts."""
+        first, second = TEXT_FIELDS.get(self.task_name or "", DEFAULT_TEXT_FIELDS)
+        if pairs is None:
+            return [{first: t} for t in texts]
+        return [{first: t, second: p} for t, p in zip(texts, pairs, strict=True)]
+
+    def prepare(self, inputs: Sequence[Mapping[str, Any]]) -> list[PredictItem]:
+        """Task inputs -> examples and their windows; a bad input raises ValueError naming inputs[i]."""
+        assert self.predictor is not None
+        examples = self.predictor.examples(inputs, source="inputs")
+        features = featurize(self.predictor.task, examples, self.tokenizer, self.max_length)
+        grouped: list[list[Feature]] = [[] for _ in examples]
+        for f in features:
+            grouped[f["example_index"]].append(f)
+        return [PredictItem(e, fs) for e, fs in zip(examples, grouped, strict=True)]
+
+    # ---- worker thread side: one call per model batch ---------------------------------------------
+    def embed(self, encodings: list[Encoding]) -> list[np.ndarray]:
+        """Pooled vectors (H,) for a batch of encodings."""
+        rows = [{"input_ids": e.ids, "token_type_ids": e.type_ids} for e in encodings]
+        batch = encoder_inputs(rows, self.tokenizer.pad_token_id)
+        with torch.inference_mode():
+            out: EncoderOutput = self._encoder(
+                batch["input_ids"], batch["token_type_ids"], batch["attention_mask"]
+            )
+            vectors = pool(out.last_hidden_state, batch["attention_mask"], self.pooling).float()
+        return list(vectors.numpy())
+
+    def predict(self, items: list[PredictItem]) -> list[dict]:
+        """Task predictions for a batch of prepared inputs, in order."""
+        assert self.predictor is not None
+        features = [{**f, "example_index": i} for i, item in enumerate(items) for f in item.features]
+        task = self.predictor.task
+        outputs, order = run_model(
+            task, self.predictor.model, features, self.config.max_batch_size, torch.device("cpu")
+        )
+        return task.decode(outputs, order, [item.example for item in items])

@@ -1,0 +1,127 @@
+"""A real server on loopback for the tests: uvicorn on 127.0.0.1, an ephemeral port, stopped by the fixture.
+
+Tiny model folders are built through the task code (task.build_model + save_model_folder), the way
+`bertkit train` writes them, from the shared tiny BERT (hidden 32, 2 layers, 332-token vocab).
+"""
+
+from __future__ import annotations
+
+import socket
+import threading
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+import pytest
+
+pytest.importorskip("fastapi")
+pytest.importorskip("uvicorn")
+httpx = pytest.importorskip("httpx")
+
+from bertkit.serving.app import create_app  # noqa: E402
+from bertkit.serving.config import ServeConfig  # noqa: E402
+
+TIMEOUT = 60.0  # a shared 2-core machine can be slow; no request should ever take this long
+
+
+@contextmanager
+def running_server(config: ServeConfig, startup_timeout: float = 60.0) -> Iterator[str]:
+    """Serve create_app(config) on 127.0.0.1:<free port> in a thread; yields the base URL; always stops it."""
+    import uvicorn
+
+    app = create_app(config)
+    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    sock.bind(("127.0.0.1", 0))
+    port = sock.getsockname()[1]
+    server = uvicorn.Server(
+        uvicorn.Config(app, log_level="warning", lifespan="on", timeout_graceful_shutdown=10)
+    )
+    thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
+    thread.start()
+    deadline = time.monotonic() + startup_timeout
+    while not server.started:
+        if not thread.is_alive() or time.monotonic() > deadline:
+            raise RuntimeError("the test server did not start")
+        time.sleep(0.02)
+    try:
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        server.should_exit = True
+        thread.join(timeout=30)
+        sock.close()
+
+
+def _task_folder(tmp: Path, tiny: Path, family: str, options: dict, max_seq_length: int = 48) -> Path:
+    from bertkit.tasks import build_task
+    from bertkit.tokenization import Tokenizer
+    from bertkit.training.checkpoint import save_model_folder
+    from bertkit.training.config import TrainConfig
+
+    task = build_task(family, options)
+    model, _ = task.build_model(str(tiny))
+    out = tmp / family
+    save_model_folder(
+        out, model, Tokenizer.from_pretrained(tiny), task, TrainConfig(max_seq_length=max_seq_length)
+    )
+    return out
+
+
+@pytest.fixture(scope="session")
+def tiny_dir(fixtures_dir: Path) -> Path:
+    return fixtures_dir / "tiny-bert-hf"
+
+
+@pytest.fixture(scope="session")
+def encoder_dir(tmp_path_factory, tiny_dir: Path) -> Path:
+    """A plain encoder folder (BertModel weights + tokenizer), no bertkit.json."""
+    from bertkit import BertModel
+    from bertkit.tokenization import Tokenizer
+
+    out = tmp_path_factory.mktemp("encoder")
+    BertModel.from_pretrained(tiny_dir).save_pretrained(out)
+    Tokenizer.from_pretrained(tiny_dir).save_pretrained(out)
+    return out
+
+
+@pytest.fixture(scope="session")
+def classifier_dir(tmp_path_factory, tiny_dir: Path) -> Path:
+    return _task_folder(
+        tmp_path_factory.mktemp("models"), tiny_dir, "classification", {"labels": ["neg", "pos"]}
+    )
+
+
+@pytest.fixture(scope="session")
+def qa_dir(tmp_path_factory, tiny_dir: Path) -> Path:
+    return _task_folder(
+        tmp_path_factory.mktemp("models"), tiny_dir, "qa", {"doc_stride": 16, "max_query_length": 16}
+    )
+
+
+@pytest.fixture(scope="session")
+def tagger_dir(tmp_path_factory, tiny_dir: Path) -> Path:
+    from bertkit.tasks import FAMILIES
+
+    if "tagging" not in FAMILIES:
+        pytest.skip("the tagging task is not in the registry yet")
+    return _task_folder(
+        tmp_path_factory.mktemp("models"), tiny_dir, "tagging", {"labels": ["O", "B-PER", "I-PER"]}
+    )
+
+
+def client(url: str, api_key: str | None = None) -> httpx.Client:
+    headers = {"Authorization": f"Bearer {api_key}"} if api_key else {}
+    return httpx.Client(base_url=url, timeout=TIMEOUT, headers=headers)
+
+
+@pytest.fixture(scope="session")
+def serve():
+    """running_server(config) -> context manager yielding the base URL."""
+    return running_server
+
+
+@pytest.fixture(scope="session")
+def http():
+    """client(url, api_key=None) -> httpx.Client with a generous timeout."""
+    return client

@@ -1,0 +1,196 @@
+"""The asyncio batcher: merging, token budget, max wait, order, bounded queue, failures, cancellation, close."""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+import time
+from concurrent.futures import ThreadPoolExecutor
+
+import pytest
+
+from bertkit.serving.batcher import Batcher, BatchStats, QueueFull, ShuttingDown
+
+
+class Recorder:
+    """run_batch that records each batch and the thread it ran on; doubles each item."""
+
+    def __init__(self, delay: float = 0.0, fail_on: object = None):
+        self.batches: list[list] = []
+        self.threads: set[str] = set()
+        self.delay, self.fail_on = delay, fail_on
+
+    def __call__(self, items: list) -> list:
+        self.threads.add(threading.current_thread().name)
+        self.batches.append(list(items))
+        if self.delay:
+            time.sleep(self.delay)
+        if self.fail_on is not None and self.fail_on in items:
+            raise RuntimeError("model failed")
+        return [2 * x for x in items]
+
+
+def run(coro):
+    return asyncio.run(asyncio.wait_for(coro, 30))
+
+
+@pytest.fixture
+def executor():
+    pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="model")
+    yield pool
+    pool.shutdown(wait=True)
+
+
+def test_concurrent_requests_merge_into_one_batch_and_get_their_own_results(executor):
+    rec = Recorder()
+    stats: list[BatchStats] = []
+
+    async def main():
+        b = Batcher(rec, executor, max_wait_ms=50, on_batch=stats.append)
+        results = await asyncio.gather(*(b.submit([10 * i, 10 * i + 1], [3, 4]) for i in range(5)))
+        await b.close()
+        return results
+
+    results = run(main())
+    assert results == [[20 * i, 20 * i + 2] for i in range(5)]
+    assert len(rec.batches) == 1 and sorted(rec.batches[0]) == sorted(
+        x for i in range(5) for x in (10 * i, 10 * i + 1)
+    )
+    assert rec.threads == {"model_0"}  # the model ran in the worker thread, not on the event loop
+    assert stats[0].size == 10 and stats[0].tokens == 5 * 7
+
+
+def test_token_budget_splits_batches_by_padded_cost(executor):
+    rec = Recorder()
+
+    async def main():
+        # cost = texts x longest: 10 tokens each, budget 30 -> at most 3 per batch
+        b = Batcher(rec, executor, max_batch_tokens=30, max_wait_ms=20)
+        out = await b.submit(list(range(7)), [10] * 7)
+        await b.close()
+        return out
+
+    assert run(main()) == [2 * i for i in range(7)]
+    assert [len(x) for x in rec.batches] == [3, 3, 1]
+
+
+def test_a_text_longer_than_the_budget_runs_alone(executor):
+    rec = Recorder()
+
+    async def main():
+        b = Batcher(rec, executor, max_batch_tokens=8, max_wait_ms=0)
+        out = await b.submit([1, 2, 3], [2, 50, 2])
+        await b.close()
+        return out
+
+    assert run(main()) == [2, 4, 6]
+    assert rec.batches == [[1], [2], [3]]
+
+
+def test_max_batch_size(executor):
+    rec = Recorder()
+
+    async def main():
+        b = Batcher(rec, executor, max_batch_size=4, max_wait_ms=20)
+        out = await b.submit(list(range(10)), [1] * 10)
+        await b.close()
+        return out
+
+    run(main())
+    assert [len(x) for x in rec.batches] == [4, 4, 2]
+
+
+def test_max_wait_bounds_the_delay_of_a_lone_request(executor):
+    rec = Recorder()
+
+    async def main():
+        b = Batcher(rec, executor, max_wait_ms=150)
+        start = time.perf_counter()
+        await b.submit([1], [5])
+        waited = time.perf_counter() - start
+        start = time.perf_counter()
+        b.max_wait = 0
+        await b.submit([1], [5])
+        immediate = time.perf_counter() - start
+        await b.close()
+        return waited, immediate
+
+    waited, immediate = run(main())
+    assert 0.14 <= waited < 5  # waited for companions, then ran alone
+    assert immediate < waited
+
+
+def test_full_queue_refuses_at_once_with_retry_after(executor):
+    rec = Recorder(delay=0.3)
+
+    async def main():
+        b = Batcher(rec, executor, max_queue=4, max_batch_size=2, max_wait_ms=0)
+        first = asyncio.ensure_future(b.submit([1, 2], [1, 1]))
+        await asyncio.sleep(0.05)  # first batch is running; the queue is empty again
+        waiting = asyncio.ensure_future(b.submit([3, 4, 5], [1, 1, 1]))
+        await asyncio.sleep(0.01)
+        assert b.queued == 3
+        start = time.perf_counter()
+        with pytest.raises(QueueFull) as info:
+            await b.submit([6, 7], [1, 1])
+        refused_in = time.perf_counter() - start
+        results = await asyncio.gather(first, waiting)
+        await b.close()
+        return info.value, refused_in, results
+
+    err, refused_in, results = run(main())
+    assert refused_in < 0.05 and err.retry_after >= 1
+    assert results == [[2, 4], [6, 8, 10]]  # the accepted requests are unaffected
+
+
+def test_model_error_reaches_every_caller_in_the_batch_and_the_loop_survives(executor):
+    rec = Recorder(fail_on=3)
+
+    async def main():
+        b = Batcher(rec, executor, max_wait_ms=30)
+        outcomes = await asyncio.gather(b.submit([1, 2], [1, 1]), b.submit([3], [1]), return_exceptions=True)
+        after = await b.submit([4], [1])
+        await b.close()
+        return outcomes, after
+
+    outcomes, after = run(main())
+    assert all(isinstance(o, RuntimeError) for o in outcomes)
+    assert after == [8]
+
+
+def test_cancelled_caller_texts_are_skipped(executor):
+    rec = Recorder(delay=0.2)
+
+    async def main():
+        b = Batcher(rec, executor, max_wait_ms=0, max_batch_size=1)
+        busy = asyncio.ensure_future(b.submit([1], [1]))
+        await asyncio.sleep(0.05)
+        gone = asyncio.ensure_future(b.submit([2, 3], [1, 1]))
+        await asyncio.sleep(0.01)
+        gone.cancel()
+        await busy
+        await b.close()
+
+    run(main())
+    assert rec.batches == [[1]]  # 2 and 3 never reached the model
+
+
+def test_close_finishes_queued_work_then_refuses(executor):
+    rec = Recorder(delay=0.05)
+
+    async def main():
+        b = Batcher(rec, executor, max_wait_ms=0, max_batch_size=1)
+        pending = [asyncio.ensure_future(b.submit([i], [1])) for i in range(4)]
+        await asyncio.sleep(0.01)
+        await b.close()
+        assert all(p.done() for p in pending)
+        with pytest.raises(ShuttingDown):
+            await b.submit([9], [1])
+        return [p.result() for p in pending]
+
+    assert run(main()) == [[0], [2], [4], [6]]
+
+
+def test_bad_limits_are_refused(executor):
+    with pytest.raises(ValueError, match="max_queue"):
+        Batcher(Recorder(), executor, max_queue=0)
