@@ -52,6 +52,8 @@ COPIED_FILES = (
     "1_Pooling/config.json",
 )
 UNSUPPORTED = (BertForPreTraining, BertForNextSentencePrediction, BertForMultipleChoice)
+# Checkpoints whose heads only serve pretraining: export_onnx exports their encoder.
+PRETRAINING_HEADS = ("BertForPreTraining", "BertForMaskedLM", "BertForNextSentencePrediction")
 # Real sentences for the parity check: short and long, English and Chinese, one pair.
 CHECK_TEXTS = (
     "hide new secretions from the parental units",
@@ -231,6 +233,8 @@ def export_onnx(
 ) -> ExportReport:
     """Export a model folder (or alias) to OUTPUT_DIR/model.onnx, check it, optionally add model.int8.onnx.
 
+    Fine-tuned sequence / token / span models keep their head; pretraining checkpoints export their encoder.
+
     Raises ValueError when the graph differs from PyTorch by more than `atol` on any output.
     The output folder also gets config.json, the tokenizer files and bertkit.json, so `bertkit serve
     --backend onnx` runs from it alone.
@@ -244,6 +248,9 @@ def export_onnx(
         raise ValueError(f"quantize must be 'int8' or None, not {quantize!r}")
     source = model_folder(resolve_model_path(model))
     architecture, _ = infer_architecture(source)
+    if architecture in PRETRAINING_HEADS:
+        logger.info("%s is a %s checkpoint: exporting its encoder (BertModel)", source, architecture)
+        architecture = "BertModel"
     torch_model, _ = load_pretrained(source, MODEL_CLASSES[architecture])
     torch_model.eval()
     output_names(torch_model)  # raises early for unsupported heads

@@ -6,11 +6,39 @@ then the app's shutdown drains the batchers and stops the model thread.
 
 from __future__ import annotations
 
+import contextlib
 import logging
+import signal
+import threading
+from collections.abc import Iterator
 
 from bertkit.serving.config import ServeConfig
 
 logger = logging.getLogger(__name__)
+
+
+def _graceful_server(uvicorn, config):  # noqa: ANN001, ANN202 - uvicorn is imported lazily
+    class GracefulServer(uvicorn.Server):
+        """uvicorn's Server, except that a handled SIGTERM / SIGINT ends the process normally (status 0).
+
+        uvicorn re-raises the signal after its graceful shutdown, so the process would die by the signal
+        (status -15, or a KeyboardInterrupt traceback for Ctrl-C) even though nothing went wrong.
+        """
+
+        @contextlib.contextmanager
+        def capture_signals(self) -> Iterator[None]:
+            if threading.current_thread() is not threading.main_thread():
+                yield
+                return
+            handled = (signal.SIGINT, signal.SIGTERM)
+            original = {sig: signal.signal(sig, self.handle_exit) for sig in handled}
+            try:
+                yield
+            finally:
+                for sig, handler in original.items():
+                    signal.signal(sig, handler)
+
+    return GracefulServer(config)
 
 
 def serve(config: ServeConfig) -> None:
@@ -22,7 +50,8 @@ def serve(config: ServeConfig) -> None:
     from bertkit.serving.app import create_app
 
     app = create_app(config)
-    server = uvicorn.Server(
+    server = _graceful_server(
+        uvicorn,
         uvicorn.Config(
             app,
             host=config.host,
@@ -31,7 +60,8 @@ def serve(config: ServeConfig) -> None:
             access_log=config.access_log,
             timeout_graceful_shutdown=config.graceful_timeout,
             lifespan="on",
-        )
+        ),
     )
     logger.info("bertkit serve: listening on http://%s:%d", config.host, config.port)
     server.run()
+    logger.info("bertkit serve: stopped")

@@ -1,0 +1,353 @@
+"""Load benchmark for `bertkit serve` on loopback: mixed requests at a fixed concurrency, against bertkit's
+batching server and against a naive server (transformers AutoModel behind the same framework, one request
+per forward), plus offline batched throughput and batch-1 latency over HTTP, all in one run.
+
+    python bench/bench_serve.py                       # 5,000 requests, concurrency 64, all-MiniLM-L6-v2
+    python bench/bench_serve.py --requests 1000 --skip-naive
+
+Loopback only (127.0.0.1), bounded in count (--requests) and time (--phase-timeout); servers are
+subprocesses that the script stops. Sentences: SST-2 dev from ../shared/data when present, else built in.
+Printed: requests/s, texts/s, p50/p99 latency, failures (non-200 other than 503), 503s, the served/offline
+throughput ratio (goal >= 0.7), the batching gain over the naive server (goal >= 3x), and batch-1 p50.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import random
+import signal
+import socket
+import subprocess
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+SST2_DEV = REPO.parent / "shared" / "data" / "glue" / "SST-2" / "dev.tsv"
+FALLBACK = [
+    "it 's a charming and often affecting journey .",
+    "unflinchingly bleak and desperate",
+    "allows us to hope that nolan is poised to embark a major career as a commercial yet inventive filmmaker .",
+    "the acting , costumes , music , cinematography and sound are all astounding given the production 's austere locales .",
+    "it 's slow -- very , very slow .",
+    "although laced with humor and a few fanciful touches , the film is a refreshingly serious look at young women .",
+    "a sometimes tedious film .",
+    "or doing last year 's taxes with your ex-wife .",
+]
+# A 16-token input ([CLS] + 14 WordPieces + [SEP]) for the batch-1 latency figure.
+LATENCY_TEXT = "the film is a charming and often affecting journey through a world of wonder"
+
+
+def sentences() -> list[str]:
+    if SST2_DEV.is_file():
+        lines = SST2_DEV.read_text(encoding="utf-8").splitlines()[1:]
+        return [line.split("\t")[0] for line in lines if line.strip()]
+    return FALLBACK
+
+
+def make_load(n: int, texts: list[str], seed: int = 0) -> list[tuple[str, bytes, int]]:
+    """n requests (path, JSON body, texts the model reads): 60% one text, 25% 2-4, 10% 5-16, 5% /tokenize."""
+    rng = random.Random(seed)
+    load = []
+    for _ in range(n):
+        r = rng.random()
+        if r < 0.05:
+            load.append(("/tokenize", json.dumps({"texts": [rng.choice(texts)]}).encode(), 0))
+            continue
+        k = 1 if r < 0.65 else rng.randint(2, 4) if r < 0.90 else rng.randint(5, 16)
+        batch = [rng.choice(texts) for _ in range(k)]
+        load.append(("/encode", json.dumps({"texts": batch}).encode(), k))
+    return load
+
+
+# ---- a minimal HTTP/1.1 keep-alive client: the load generator must not eat the server's CPU ------------
+
+
+class Connection:
+    def __init__(self, port: int):
+        self.port = port
+        self.reader: asyncio.StreamReader | None = None
+        self.writer: asyncio.StreamWriter | None = None
+
+    async def request(self, method: str, path: str, body: bytes = b"") -> tuple[int, bytes]:
+        if self.writer is None:
+            self.reader, self.writer = await asyncio.open_connection("127.0.0.1", self.port)
+        head = (
+            f"{method} {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\n"
+            f"Content-Length: {len(body)}\r\n\r\n"
+        ).encode()
+        self.writer.write(head + body)
+        await self.writer.drain()
+        status_line = await self.reader.readline()
+        if not status_line:
+            raise ConnectionError("server closed the connection")
+        status = int(status_line.split()[1])
+        length, close = 0, False
+        while True:
+            line = await self.reader.readline()
+            if line in (b"\r\n", b""):
+                break
+            name, _, value = line.decode("latin-1").partition(":")
+            if name.lower() == "content-length":
+                length = int(value)
+            elif name.lower() == "connection" and "close" in value.lower():
+                close = True
+        payload = await self.reader.readexactly(length)
+        if close:
+            self.close()
+        return status, payload
+
+    def close(self) -> None:
+        if self.writer is not None:
+            self.writer.close()
+        self.reader = self.writer = None
+
+
+@dataclass
+class Result:
+    seconds: float
+    latencies: list[float] = field(default_factory=list)
+    statuses: dict[int, int] = field(default_factory=dict)
+    texts: int = 0
+    errors: int = 0
+
+    @property
+    def done(self) -> int:
+        return len(self.latencies)
+
+    def pct(self, q: float) -> float:
+        xs = sorted(self.latencies)
+        return 1000 * xs[min(len(xs) - 1, int(q * len(xs)))] if xs else float("nan")
+
+    @property
+    def failures(self) -> int:
+        return self.errors + sum(n for s, n in self.statuses.items() if s not in (200, 503))
+
+
+async def run_load(port: int, load: list[tuple[str, bytes, int]], concurrency: int, timeout: float) -> Result:
+    queue = list(reversed(load))
+    result = Result(0.0)
+    deadline = time.perf_counter() + timeout
+
+    async def worker() -> None:
+        conn = Connection(port)
+        while queue and time.perf_counter() < deadline:
+            path, body, k = queue.pop()
+            start = time.perf_counter()
+            try:
+                status, _ = await asyncio.wait_for(
+                    conn.request("POST", path, body), max(0.1, deadline - start)
+                )
+            except (OSError, ConnectionError, asyncio.IncompleteReadError, asyncio.TimeoutError, ValueError):
+                result.errors += 1
+                conn.close()
+                continue
+            result.latencies.append(time.perf_counter() - start)
+            result.statuses[status] = result.statuses.get(status, 0) + 1
+            if status == 200:
+                result.texts += k
+        conn.close()
+
+    start = time.perf_counter()
+    await asyncio.gather(*(worker() for _ in range(concurrency)))
+    result.seconds = time.perf_counter() - start
+    return result
+
+
+async def latency_b1(port: int, n: int) -> Result:
+    conn = Connection(port)
+    body = json.dumps({"texts": [LATENCY_TEXT]}).encode()
+    for _ in range(20):  # warm up
+        await conn.request("POST", "/encode", body)
+    result = Result(0.0)
+    start = time.perf_counter()
+    for _ in range(n):
+        t = time.perf_counter()
+        status, _ = await conn.request("POST", "/encode", body)
+        result.latencies.append(time.perf_counter() - t)
+        result.statuses[status] = result.statuses.get(status, 0) + 1
+    result.seconds = time.perf_counter() - start
+    conn.close()
+    return result
+
+
+# ---- servers ----------------------------------------------------------------------------------------
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def start(cmd: list[str], port: int, env: dict[str, str], timeout: float = 300) -> subprocess.Popen:
+    proc = subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise RuntimeError(f"server exited with {proc.returncode}: {proc.stderr.read()[-2000:]}")
+        try:
+            with socket.create_connection(("127.0.0.1", port), timeout=1) as s:
+                s.sendall(b"GET /health HTTP/1.1\r\nHost: x\r\n\r\n")
+                if b" 200 " in s.recv(100):
+                    return proc
+        except OSError:
+            pass
+        time.sleep(0.5)
+    stop(proc)
+    raise RuntimeError("server did not become healthy in time")
+
+
+def stop(proc: subprocess.Popen) -> None:
+    if proc.poll() is None:
+        proc.send_signal(signal.SIGTERM)
+        try:
+            proc.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+
+
+def naive_server(model: str, port: int) -> None:
+    """transformers AutoModel behind FastAPI/uvicorn: one request = one forward, no batching across requests."""
+    import torch
+    import uvicorn
+    from fastapi import FastAPI
+    from pydantic import BaseModel
+    from transformers import AutoModel, AutoTokenizer
+
+    tok = AutoTokenizer.from_pretrained(model)
+    net = AutoModel.from_pretrained(model).eval()
+    app = FastAPI()
+
+    class Texts(BaseModel):
+        texts: list[str]
+
+    globals()["Texts"] = Texts  # FastAPI resolves the (postponed) annotation in the module's namespace
+
+    @app.get("/health")
+    async def health() -> dict:
+        return {"status": "ok"}
+
+    @app.post("/encode")
+    async def encode(req: Texts) -> dict:
+        batch = tok(req.texts, padding=True, truncation=True, max_length=256, return_tensors="pt")
+        with torch.inference_mode():
+            hidden = net(**batch).last_hidden_state
+        mask = batch["attention_mask"].unsqueeze(-1).float()
+        vectors = (hidden * mask).sum(1) / mask.sum(1)
+        return {"embeddings": vectors.tolist()}
+
+    @app.post("/tokenize")
+    async def tokenize(req: Texts) -> dict:
+        return {"tokens": [{"ids": ids} for ids in tok(req.texts)["input_ids"]]}
+
+    uvicorn.run(app, host="127.0.0.1", port=port, log_level="warning")
+
+
+def offline_throughput(model: str, load: list[tuple[str, bytes, int]], batch_size: int) -> float:
+    """Texts/s of the library's batched encode on exactly the texts of the load (same process setup)."""
+    import numpy as np  # noqa: F401
+
+    from bertkit.inference.features import FeatureExtractor
+
+    texts = [t for path, body, k in load if k for t in json.loads(body)["texts"]]
+    fe = FeatureExtractor.from_pretrained(model)
+    fe.encode(texts[:256], batch_size=batch_size)  # warm up
+    start = time.perf_counter()
+    fe.encode(texts, batch_size=batch_size)
+    return len(texts) / (time.perf_counter() - start)
+
+
+def report(name: str, r: Result) -> None:
+    print(
+        f"{name}: {r.done} requests in {r.seconds:.1f} s = {r.done / r.seconds:.1f} req/s, "
+        f"{r.texts / r.seconds:.1f} texts/s; latency p50 {r.pct(0.5):.1f} ms, p99 {r.pct(0.99):.1f} ms; "
+        f"failures {r.failures}, 503s {r.statuses.get(503, 0)}, statuses {dict(sorted(r.statuses.items()))}"
+    )
+
+
+def main() -> int:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--model", default="minilm", help="model folder or alias (default: minilm)")
+    p.add_argument("--requests", type=int, default=5000)
+    p.add_argument("--concurrency", type=int, default=64)
+    p.add_argument("--phase-timeout", type=float, default=240.0, help="seconds each load phase may run")
+    p.add_argument("--latency-requests", type=int, default=300)
+    p.add_argument("--offline-batch-size", type=int, default=64)
+    p.add_argument("--skip-naive", action="store_true")
+    p.add_argument("--serve-args", default="", help="extra `bertkit serve` flags, e.g. '--max-wait-ms 1'")
+    p.add_argument(
+        "--naive-server", type=int, default=None, help=argparse.SUPPRESS
+    )  # internal: run the baseline
+    args = p.parse_args()
+    if args.naive_server is not None:
+        naive_server(args.model, args.naive_server)
+        return 0
+
+    from bertkit.weights.load import model_folder, resolve_model_path
+
+    model = str(model_folder(resolve_model_path(args.model)))
+    env = dict(os.environ)
+    texts = sentences()
+    load = make_load(args.requests, texts)
+    n_texts = sum(k for _, _, k in load)
+    print(
+        f"load: {len(load)} requests ({n_texts} texts to encode, {sum(1 for x in load if x[0] == '/tokenize')} "
+        f"/tokenize), concurrency {args.concurrency}, model {args.model}, {os.cpu_count()} CPUs, "
+        f"load average {os.getloadavg()[0]:.1f}"
+    )
+
+    port = free_port()
+    cmd = [
+        sys.executable,
+        "-m",
+        "bertkit.cli.main",
+        "serve",
+        "--model",
+        model,
+        "--port",
+        str(port),
+        "--log-level",
+        "warning",
+        *args.serve_args.split(),
+    ]
+    proc = start(cmd, port, env)
+    try:
+        warm = make_load(200, texts, seed=1)
+        asyncio.run(run_load(port, warm, args.concurrency, args.phase_timeout))
+        served = asyncio.run(run_load(port, load, args.concurrency, args.phase_timeout))
+        b1 = asyncio.run(latency_b1(port, args.latency_requests))
+    finally:
+        stop(proc)
+    report("bertkit serve", served)
+    print(
+        f"batch-1 latency over HTTP ({len(LATENCY_TEXT.split()) + 2}-token sentence, {b1.done} sequential "
+        f"requests): p50 {b1.pct(0.5):.2f} ms, p99 {b1.pct(0.99):.2f} ms (goal: p50 < 10 ms)"
+    )
+
+    offline = offline_throughput(model, load, args.offline_batch_size)
+    served_tps = served.texts / served.seconds
+    print(f"offline batched encode (batch {args.offline_batch_size}, same texts): {offline:.1f} texts/s")
+    print(f"served / offline throughput: {served_tps / offline:.2f} (goal >= 0.7)")
+
+    if not args.skip_naive:
+        port = free_port()
+        proc = start([sys.executable, __file__, "--model", model, "--naive-server", str(port)], port, env)
+        try:
+            asyncio.run(run_load(port, warm, args.concurrency, args.phase_timeout))
+            naive = asyncio.run(run_load(port, load, args.concurrency, args.phase_timeout))
+        finally:
+            stop(proc)
+        report("naive (transformers AutoModel, one request per forward)", naive)
+        gain = (served.done / served.seconds) / (naive.done / naive.seconds)
+        print(f"batching gain (bertkit req/s / naive req/s): {gain:.2f}x (goal >= 3x)")
+    return 0 if served.failures == 0 else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
