@@ -75,12 +75,20 @@ def evaluate(
 
 
 def _plan(lengths: list[int], config: TrainConfig, runtime: Runtime, epoch: int) -> list[list[list[int]]]:
-    """The epoch's optimizer steps, each a list of global micro-batches (lists of feature indices)."""
-    global_batch = config.batch_size * runtime.world_size
-    batches = shuffled_batches(lengths, global_batch, config.seed * 1_000_003 + epoch, config.group_by_length)
-    if runtime.distributed:
-        batches = [b for b in batches if len(b) >= runtime.world_size]  # every rank needs an example
-    return [batches[i : i + config.grad_accum] for i in range(0, len(batches), config.grad_accum)]
+    """The epoch's optimizer steps, each a list of global micro-batches (lists of feature indices).
+
+    The shuffle works on whole optimizer steps (batch_size x grad_accum x world size examples), so the data
+    order does not depend on how a step is split into micro-batches and processes.
+    """
+    micro = config.batch_size * runtime.world_size
+    steps = shuffled_batches(
+        lengths, micro * config.grad_accum, config.seed * 1_000_003 + epoch, config.group_by_length
+    )
+    plan = [[step[i : i + micro] for i in range(0, len(step), micro)] for step in steps]
+    if runtime.distributed:  # every rank needs an example in each micro-batch
+        plan = [[b for b in step if len(b) >= runtime.world_size] for step in plan]
+        plan = [step for step in plan if step]
+    return plan
 
 
 def _gather_rng(runtime: Runtime) -> list[dict]:
