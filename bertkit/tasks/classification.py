@@ -266,7 +266,9 @@ class ClassificationTask:
             out.index_add_(0, index, logits)
             counts = torch.bincount(index, minlength=num_examples).clamp(min=1).unsqueeze(1)
             return out / counts
-        return out.scatter_reduce_(0, index.unsqueeze(1).expand_as(logits), logits, "amax", include_self=False)
+        return out.scatter_reduce_(
+            0, index.unsqueeze(1).expand_as(logits), logits, "amax", include_self=False
+        )
 
     def decode(
         self, outputs: Sequence[Tensor], features: Sequence[Feature], examples: Sequence[Any]
