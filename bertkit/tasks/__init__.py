@@ -15,6 +15,7 @@ from bertkit.tasks.base import Feature, Preset, Task
 
 FAMILIES: dict[str, str] = {
     "classification": "bertkit.tasks.classification:ClassificationTask",
+    "tagging": "bertkit.tasks.tagging:TaggingTask",
     "qa": "bertkit.tasks.qa:QATask",
     "multiple_choice": "bertkit.tasks.multiple_choice:MultipleChoiceTask",
 }
@@ -117,6 +118,28 @@ PRESETS: dict[str, Preset] = {
     "choice-jsonl": Preset("multiple_choice", "choice_jsonl",
                            {"train": ("train.jsonl",), "dev": ("dev.jsonl",), "test": ("test.jsonl",)}, {}, None,
                            {}, "generic multiple choice: JSONL with context, question, choices, label"),
+    # ---- token tagging / NER (bertkit/tasks/tagging.py) ----
+    "conll2003": Preset("tagging", "conll",
+                        {"train": ("train.txt", "eng.train"), "dev": ("valid.txt", "dev.txt", "eng.testa"),
+                         "test": ("test.txt", "eng.testb")},
+                        {"tag_column": -1}, None, {"scheme": "IOB2", "split": "words"},
+                        "CoNLL-2003 English NER (word POS chunk tag): PER/LOC/ORG/MISC, entity F1 as conlleval"),
+    "msra": Preset("tagging", "conll",
+                   {"train": ("train.txt", "train.txt.gz"), "dev": ("dev.txt", "test.txt"), "test": ("test.txt",)},
+                   {"joiner": ""}, None, {"scheme": "IOB2", "split": "chars"},
+                   "MSRA NER (SIGHAN 2006), one character per line; no official dev split: test.txt unless dev.txt"),
+    "peoples-daily": Preset("tagging", "conll",
+                            {"train": ("example.train", "train.txt"), "dev": ("example.dev", "dev.txt"),
+                             "test": ("example.test", "test.txt")},
+                            {"joiner": ""}, None, {"scheme": "IOB2", "split": "chars"},
+                            "People's Daily 1998 NER (example.train/dev/test), one character per line"),
+    "conll": Preset("tagging", "conll",
+                    {"train": ("train.txt",), "dev": ("dev.txt", "valid.txt"), "test": ("test.txt",)},
+                    {"tag_column": -1}, {"test": {"tag_column": None}}, {},
+                    "any CoNLL-style file: one token per line, tag in the last column, blank line between sentences"),
+    "ner-jsonl": Preset("tagging", "tagged_jsonl",
+                        {"train": ("train.jsonl",), "dev": ("dev.jsonl",), "test": ("test.jsonl",)}, {}, None, {},
+                        "JSON lines: tokens + tags, or text + character-offset entities"),
 }  # fmt: skip
 
 
