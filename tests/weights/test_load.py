@@ -122,7 +122,7 @@ def test_infer_architecture(fixtures_dir, minilm_dir):
 def test_missing_folder(tmp_path):
     with pytest.raises(FileNotFoundError, match="not a BERT model folder"):
         load_pretrained(tmp_path)
-    with pytest.raises(FileNotFoundError, match="not a folder"):
+    with pytest.raises(FileNotFoundError, match="not a model folder, an alias"):
         load_pretrained(str(tmp_path / "nope" / "x" / "y"))
 
 
