@@ -1,0 +1,183 @@
+"""`bertkit train / predict / eval` end to end on a tiny model: the output folder, predictions on stdout and in a
+file, metrics that agree, config files, seeds, and bad input files that stop with file:line or go to --rejects."""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+from pathlib import Path
+
+import pytest
+
+from bertkit.cli.main import main
+
+_spec = importlib.util.spec_from_file_location(
+    "bertkit_tests_tiny_bert", Path(__file__).parents[1] / "training" / "tiny_bert.py"
+)
+tiny = importlib.util.module_from_spec(_spec)
+_spec.loader.exec_module(tiny)
+
+
+@pytest.fixture(scope="module")
+def model_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return tiny.make_tiny_model(tmp_path_factory.mktemp("cli") / "model")
+
+
+def _tsv(path: Path, examples, header: bool = True) -> Path:  # noqa: ANN001
+    rows = "".join(f"{e.text}\t{e.label}\n" for e in examples)
+    path.write_text(("sentence\tlabel\n" if header else "") + rows, encoding="utf-8")
+    return path
+
+
+@pytest.fixture(scope="module")
+def data(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    folder = tmp_path_factory.mktemp("data")
+    _tsv(folder / "train.tsv", tiny.toy_examples(200, 0))
+    _tsv(folder / "dev.tsv", tiny.toy_examples(60, 1))
+    return folder
+
+
+FAST = ["--max-seq-length", "32", "--lr", "3e-3", "--batch-size", "8", "--no-progress"]
+
+
+def _train(model_dir: Path, data: Path, out: Path, *extra: str) -> int:
+    return main(["train", "--task", "classification", "--train-file", str(data / "train.tsv"),
+                 "--dev-file", str(data / "dev.tsv"), "--text", "sentence", "--label", "label",
+                 "--model", str(model_dir), "--output-dir", str(out), *FAST, *extra])  # fmt: skip
+
+
+def test_train_predict_eval(
+    model_dir: Path, data: Path, tmp_path: Path, capsys: pytest.CaptureFixture
+) -> None:
+    out = tmp_path / "run"
+    assert _train(model_dir, data, out, "--epochs", "3") == 0
+    metrics = json.loads((out / "metrics.json").read_text())
+    assert metrics["accuracy"] >= 0.9 and {"f1", "mcc", "f1_macro"} <= set(metrics)
+    capsys.readouterr()
+
+    inputs = tmp_path / "in.jsonl"
+    inputs.write_text('{"text": "the movie was great"}\n\n"the plot was awful"\n{"text": "it is dull"}\n')
+    assert main(["predict", "--model", str(out), "--input", str(inputs)]) == 0
+    lines = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
+    assert [p["label"] for p in lines] == ["pos", "neg", "neg"]
+    assert all(set(p) == {"label", "probabilities"} for p in lines)
+    assert (
+        main(["predict", "--model", str(out), "--input", str(inputs), "--output", str(tmp_path / "p.jsonl")])
+        == 0
+    )
+    assert [json.loads(x) for x in (tmp_path / "p.jsonl").read_text().splitlines()] == lines
+
+    capsys.readouterr()
+    assert main(["eval", "--model", str(out), "--dev-file", str(data / "dev.tsv"), "--text", "sentence"]) == 0
+    printed = json.loads(capsys.readouterr().out)
+    assert printed["accuracy"] == pytest.approx(metrics["accuracy"])
+
+
+def test_config_file_seeds_and_predict_phase(model_dir: Path, data: Path, tmp_path: Path) -> None:
+    config = tmp_path / "run.json"
+    _tsv(tmp_path / "test.tsv", tiny.toy_examples(5, 2))
+    config.write_text(json.dumps({
+        "task": "classification", "train_file": str(data / "train.tsv"), "dev_file": str(data / "dev.tsv"),
+        "test_file": str(tmp_path / "test.tsv"), "fields": {"text": "sentence", "label": "label"},
+        "model": str(model_dir), "epochs": 1, "max_seq_length": 32, "lr": 2e-3, "progress": False,
+    }))  # fmt: skip
+    out = tmp_path / "seeds"
+    assert (
+        main(["train", "--config", str(config), "--output-dir", str(out), "--seeds", "1,2", "--do-predict"])
+        == 0
+    )
+    summary = json.loads((out / "seeds.json").read_text())
+    acc = summary["metrics"]["accuracy"]
+    assert summary["seeds"] == [1, 2] and len(acc["values"]) == 2
+    assert acc["mean"] == pytest.approx(sum(acc["values"]) / 2)
+    assert acc["std"] == pytest.approx(abs(acc["values"][0] - acc["values"][1]) / 2**0.5)
+    for seed in (1, 2):
+        assert json.loads((out / f"seed-{seed}" / "train_config.json").read_text())["seed"] == seed
+        assert len((out / f"seed-{seed}" / "predictions.jsonl").read_text().splitlines()) == 5
+
+
+def test_bad_rows_stop_with_file_and_line(
+    model_dir: Path, data: Path, tmp_path: Path, capsys: pytest.CaptureFixture
+) -> None:
+    bad = tmp_path / "bad"
+    bad.mkdir()
+    good = tiny.toy_examples(40, 0)
+    rows = ["sentence\tlabel"] + [f"{e.text}\t{e.label}" for e in good]
+    rows[5] = "no label column here"
+    rows[9] = "\tpos"  # empty text
+    (bad / "train.tsv").write_bytes(("\n".join(rows) + "\n").encode() + b"caf\xe9 latin-1 bytes\tpos\n")
+    (bad / "dev.tsv").write_text("sentence\tlabel\nthe movie\tpos\nthe film\tmaybe\n")
+    argv = ["train", "--task", "classification", "--train-file", str(bad / "train.tsv"), "--dev-file",
+            str(bad / "dev.tsv"), "--text", "sentence", "--model", str(model_dir), "--output-dir",
+            str(tmp_path / "o"), *FAST, "--epochs", "1"]  # fmt: skip
+    assert main(argv) == 2
+    err = capsys.readouterr().err
+    assert "3 bad row(s) in the training data" in err
+    assert f"{bad / 'train.tsv'}:6: has 1 columns but the header has 2" in err
+    assert f"{bad / 'train.tsv'}:10: the text is empty" in err
+    assert f"{bad / 'train.tsv'}:42: bytes 3-4 are not valid UTF-8" in err
+    assert "--rejects FILE" in err
+    assert not (tmp_path / "o" / "model.safetensors").exists()  # stopped before any compute
+
+    rejects = tmp_path / "rejects.jsonl"
+    assert main([*argv, "--rejects", str(rejects)]) == 0
+    got = [json.loads(line) for line in rejects.read_text().splitlines()]
+    assert [r["source"].rsplit(":", 1)[1] for r in got] == ["6", "10", "42", "3"]
+    assert got[0]["row"] == "no label column here" and got[3]["source"].startswith(str(bad / "dev.tsv"))
+    assert "unknown label 'maybe'" in got[3]["reason"]
+    assert json.loads((tmp_path / "o" / "metrics.json").read_text())["accuracy"] in (
+        0.0,
+        1.0,
+    )  # 1 dev row left
+
+
+def test_header_read_as_data_is_caught(
+    model_dir: Path, tmp_path: Path, capsys: pytest.CaptureFixture
+) -> None:
+    _tsv(tmp_path / "train.tsv", tiny.toy_examples(30, 0))
+    argv = ["train", "--task", "classification", "--train-file", str(tmp_path / "train.tsv"), "--text", "0",
+            "--label", "1", "--model", str(model_dir), "--output-dir", str(tmp_path / "o"), *FAST]  # fmt: skip
+    assert main(argv) == 2
+    assert (
+        "the label 'label' appears on this line only: is the first line a header? Pass --header"
+        in capsys.readouterr().err
+    )
+
+
+def test_regression_and_multilabel_jsonl(model_dir: Path, tmp_path: Path) -> None:
+    rows = [{"text": e.text, "score": 4.0 if e.label == "pos" else 1.0, "tags": ["pos", "x"] if e.label == "pos" else ["neg"]}
+            for e in tiny.toy_examples(120, 0)]  # fmt: skip
+    (tmp_path / "train.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
+    common = ["--task", "classification", "--train-file", str(tmp_path / "train.jsonl"), "--dev-file",
+              str(tmp_path / "train.jsonl"), "--model", str(model_dir), *FAST, "--epochs", "4"]  # fmt: skip
+    assert (
+        main(
+            [
+                "train",
+                *common,
+                "--label",
+                "score",
+                "--problem-type",
+                "regression",
+                "--output-dir",
+                str(tmp_path / "r"),
+            ]
+        )
+        == 0
+    )
+    reg = json.loads((tmp_path / "r" / "metrics.json").read_text())
+    assert reg["pearson"] > 0.6 and "spearman" in reg
+    assert main(["train", *common, "--label", "tags", "--problem-type", "multi_label_classification",
+                 "--output-dir", str(tmp_path / "m")]) == 0  # fmt: skip
+    multi = json.loads((tmp_path / "m" / "metrics.json").read_text())
+    assert multi["f1_micro"] > 0.8
+    assert (tmp_path / "m" / "labels.txt").read_text().split() == ["neg", "pos", "x"]
+
+
+def test_usage_errors(capsys: pytest.CaptureFixture, tmp_path: Path) -> None:
+    assert main(["train", "--task", "sst2", "--output-dir", str(tmp_path)]) == 2
+    assert "no training data" in capsys.readouterr().err
+    assert main(["train", "--output-dir", str(tmp_path)]) == 2
+    assert "--task is required" in capsys.readouterr().err
+    assert main(["predict", "--model", str(tmp_path), "--input", str(tmp_path / "none.jsonl")]) == 2
+    assert "bertkit.json not found" in capsys.readouterr().err
