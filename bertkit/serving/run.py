@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import os
 import signal
 import threading
 from collections.abc import Iterator
@@ -49,6 +50,9 @@ def serve(config: ServeConfig) -> None:
         raise ImportError("the HTTP server needs uvicorn: pip install 'bertkit[serve]'") from err
     from bertkit.serving.app import create_app
 
+    # The Rust tokenizer would fan every request's few texts out to its own thread pool, which then competes
+    # with the model's threads; one request's texts are tokenized faster on the calling thread.
+    os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
     app = create_app(config)
     server = _graceful_server(
         uvicorn,
