@@ -169,6 +169,11 @@ class TaggingTask:
     # ---- examples --------------------------------------------------------------------------------------
     def check(self, example: TaggedExample, labelled: bool = True) -> str | None:
         """Why the example cannot be used (no words, tags missing or of the wrong number, unknown tag)."""
+        if not isinstance(example, TaggedExample):
+            return (
+                f"a {type(example).__name__} is not a tagging example: read tagging data with the conll or "
+                "tagged_jsonl reader (presets conll2003, msra, peoples_daily, conll, ner-jsonl)"
+            )
         if not labelled:
             return None
         if not example.words:

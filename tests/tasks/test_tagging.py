@@ -16,7 +16,7 @@ import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from bertkit.data.examples import TaggedExample
+from bertkit.data.examples import TaggedExample, TextExample
 from bertkit.data.readers.conll import read_conll, write_conll
 from bertkit.data.tag_schemes import Span, is_valid
 from bertkit.inference.predictor import Predictor, featurize, run_model
@@ -317,6 +317,7 @@ def test_check_and_options():
     assert task.check(TaggedExample(("a",), ("B-LOC",))).startswith("unknown label 'B-LOC'")
     assert task.check(TaggedExample((), ())) == "the sentence has no words"
     assert task.check(TaggedExample((), None), labelled=False) is None
+    assert "not a tagging example" in task.check(TextExample("a text", label="x"))
     assert build_task("tagging", task.to_json()) == task
     with pytest.raises(ValueError, match="head must be one of"):
         TaggingTask(head="crf2")
@@ -382,7 +383,7 @@ def test_chinese_cli_train_and_predict(
     tmp_path_factory, models_dir, data_dir, preset, train_file, dev_file, head
 ):
     """A tiny random BERT (hidden 64, 2 layers) with the real bert-base-chinese vocab, trained through
-    `bertkit train` on 1000 sentences for 8 epochs (lr 2e-3, max_seq_length 64), then `bertkit predict` on
+    `bertkit train` on 1000 sentences for 6 epochs (lr 2e-3, max_seq_length 64, scored on 300), then `bertkit predict` on
     mixed Chinese text: every entity's text is input[start:end]. People's Daily has no train split here, so it
     trains on example.dev and scores on example.test."""
     tmp = tmp_path_factory.mktemp(preset)
@@ -394,12 +395,14 @@ def test_chinese_cli_train_and_predict(
     write_conll(tmp / "dev.txt", [(list(e.words), list(e.tags)) for e in dev])
     out = tmp / "out"
     run = _cli("train", "--task", preset, "--train-file", str(tmp / "train.txt"), "--dev-file", str(tmp / "dev.txt"),
-               "--model", str(model), "--output-dir", str(out), "--epochs", "8", "--batch-size", "16", "--lr", "2e-3",
+               "--model", str(model), "--output-dir", str(out), "--epochs", "6", "--batch-size", "16", "--lr", "2e-3",
                "--max-seq-length", "64", "--num-threads", "1", "--no-progress", "--task-options",
                json.dumps({"head": head}))  # fmt: skip
     assert run.returncode == 0, run.stderr[-3000:]
     metrics = json.loads((out / "metrics.json").read_text())
-    assert metrics["f1"] > 0.05, metrics  # it learned something (measured: see the report)
+    assert metrics["f1"] > 0.1, (
+        metrics
+    )  # it learned something: measured 0.28 (MSRA, crf), 0.21 (PD, lstm_crf)
     texts = [ZH, "新华社北京电，江泽民主席在人民大会堂会见美国ＩＢＭ公司总裁。"]
     lines = "".join(json.dumps({"text": t}, ensure_ascii=False) + "\n" for t in texts)
     (tmp / "in.jsonl").write_text(lines, encoding="utf-8")
