@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 from pathlib import Path
 
@@ -46,7 +47,7 @@ def run(args: argparse.Namespace) -> int:
                     fields={"text": "text", "label": "label", **fields}, task_options=predictor.task.to_json(),
                     rejects=args.rejects)  # fmt: skip
     if spec.is_preset:
-        spec = DataSpec(**{**spec.__dict__, "fields": {}})
+        spec = dataclasses.replace(spec, fields={})
     data = load_data(spec, need_train=False)
     if not data.dev:
         raise FileNotFoundError(

@@ -37,7 +37,9 @@ class TrainConfig:
     group_by_length: bool = True
     seed: int = 42
     eval_steps: int | None = None  # evaluate every N optimizer steps; None = once per epoch
-    save_steps: int | None = None  # resumable checkpoint every N steps; None = at each evaluation
+    save_steps: int | None = (
+        None  # resumable checkpoint every N steps; None = at each evaluation, >= every 500
+    )
     save_best: bool = True  # keep the model of the best evaluation (by the task's main metric)
     early_stopping_patience: int | None = None  # stop after this many evaluations without improvement
     log_steps: int = 20

@@ -7,6 +7,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import logging
+import os
 import statistics
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -17,7 +18,7 @@ from bertkit import runtime as rt_mod
 from bertkit.data.readers import READERS
 from bertkit.data.validate import handle_rejects, split_valid
 from bertkit.inference.predictor import featurize, run_model
-from bertkit.tasks import FAMILIES, PRESETS, build_task, get_preset, read_split, split_file
+from bertkit.tasks import FAMILIES, PRESETS, build_task, fields_for, get_preset, read_split, split_file
 from bertkit.tasks.base import Task
 from bertkit.tokenization import Tokenizer
 from bertkit.training.config import TrainConfig
@@ -73,8 +74,6 @@ def _read(spec: DataSpec, split: str, path: str | None) -> list[Any] | None:
     if spec.is_preset:
         preset = get_preset(spec.task)
         if path is not None:  # an explicit file overrides the preset's file for this split
-            from bertkit.tasks import fields_for
-
             return list(READERS[preset.reader](Path(path), **fields_for(preset, split)))
         if spec.data_dir is None or split_file(preset, spec.data_dir, split) is None:
             return None
@@ -103,8 +102,17 @@ def _check_header(examples: Sequence[Any], split_name: str) -> None:
         )
 
 
-def load_data(spec: DataSpec, need_train: bool = True) -> Data:
-    """Read, validate (file:line errors or rejects) and label every split; builds the task."""
+def load_data(spec: DataSpec, need_train: bool = True, write_rejects: bool = True) -> Data:
+    """Read, validate (file:line errors or rejects) and label every split; builds the task.
+
+    write_rejects=False skips bad rows (with --rejects) without writing them: other DDP ranks than 0.
+    """
+
+    def reject(rows: list, what: str) -> None:
+        if spec.rejects and not write_rejects:
+            return  # rank 0 writes the same rows
+        handle_rejects(rows, spec.rejects, what)
+
     if spec.is_preset:
         preset = get_preset(spec.task)
         family, options = preset.family, {**preset.options, **spec.task_options}
@@ -124,13 +132,13 @@ def load_data(spec: DataSpec, need_train: bool = True) -> Data:
         task = prepare(train_items)
     train_items, late = split_valid(train_items, lambda e: _check(task, e, labelled=True))
     rejects += late
-    handle_rejects(rejects, spec.rejects, "training")
+    reject(rejects, "training")
     raw_dev = _read(spec, spec.dev_split, spec.dev_file)
     dev_items, dev_rejects = split_valid(raw_dev or [], lambda e: _check(task, e, labelled=True))
-    handle_rejects(dev_rejects, spec.rejects, "evaluation")
+    reject(dev_rejects, "evaluation")
     raw_test = _read(spec, "test", spec.test_file)
     test_items, test_rejects = split_valid(raw_test or [], lambda e: _check(task, e, labelled=False))
-    handle_rejects(test_rejects, spec.rejects, "test")
+    reject(test_rejects, "test")
     if spec.max_train_examples is not None:
         train_items = train_items[: spec.max_train_examples]
     if spec.max_eval_examples is not None:
@@ -216,7 +224,7 @@ def run(spec: DataSpec, model_name: str, config: TrainConfig, output_dir: str | 
         do_eval: bool = True, do_predict: bool = False, seeds: Sequence[int] | None = None) -> dict[str, Any]:  # fmt: skip
     """The whole run. With several seeds each goes to output_dir/seed-N and seeds.json holds mean and std."""
     out = Path(output_dir)
-    data = load_data(spec, need_train=do_train)
+    data = load_data(spec, need_train=do_train, write_rejects=os.environ.get("RANK", "0") == "0")
     logger.info("data: %d train, %d dev, %d test examples; task %s", len(data.train), len(data.dev), len(data.test),
                 data.task)  # fmt: skip
     if not seeds or len(seeds) == 1:

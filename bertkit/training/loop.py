@@ -143,7 +143,7 @@ def train(
     total_steps = config.max_steps or math.ceil(config.epochs * steps_per_epoch)
     warmup = warmup_steps_for(total_steps, config.warmup_ratio, config.warmup_steps)
     eval_every = config.eval_steps or steps_per_epoch
-    save_every = config.save_steps or eval_every
+    save_every = config.save_steps or min(eval_every, 500)
 
     state = TrainState(num_features=len(features))
     checkpoints = list_checkpoints(out) if config.resume else []
@@ -195,7 +195,7 @@ def train(
                     save_model_folder(out, model, tokenizer, task, config)
             else:
                 state.evals_without_improvement += 1
-            bar.write(f"step {state.step}: " + ", ".join(f"{k} {v:.4f}" for k, v in metrics.items()))
+            logger.info("step %d: %s", state.step, ", ".join(f"{k} {v:.4f}" for k, v in metrics.items()))
         state = rt_mod.broadcast_object(runtime, state)
         patience = config.early_stopping_patience
         if patience is not None and state.evals_without_improvement >= patience:
