@@ -8,12 +8,12 @@ Training: the same CoNLL-2003 sentences, in the same batches (one length-grouped
   - bertkit: TaggingTask (softmax head, then the CRF head) forward + loss + backward + AdamW step;
   - transformers: AutoModelForTokenClassification with labels on first pieces (-100 elsewhere, run_ner's
     recipe) on the same padded batches, forward + loss + backward + AdamW step.
-  The first two steps of each run are warm-up and not timed; runs alternate so machine load hits both alike;
-  the best run of each is reported in sentences/second.
+  The runners alternate batch by batch (the first two batches are warm-up), so machine load hits all alike;
+  the total over --repeats passes is reported in sentences/second.
 Prediction: raw dev sentences (text) -> entities with character offsets:
   - bertkit: Predictor.predict on {"text": ...} (word split, windows, forward, decode, offsets);
   - transformers: pipeline("token-classification", aggregation_strategy="first"), the same fine-tuned weights
-    (the folder bertkit saved), batch size equal.
+    (the folder bertkit saved), batch size equal; they alternate in chunks of 100 sentences.
   Also prints how often the two return the same entity spans.
 """
 
@@ -50,14 +50,20 @@ def hf_batch(batch: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
             "attention_mask": batch["attention_mask"], "labels": labels}  # fmt: skip
 
 
-def time_steps(step, batches: list) -> float:  # noqa: ANN001 - a callable taking one batch
-    """Seconds for the batches after two warm-up steps."""
-    for b in batches[:2]:
-        step(b)
-    start = time.perf_counter()
-    for b in batches[2:]:
-        step(b)
-    return time.perf_counter() - start
+def interleaved(steps: dict, batches: list, repeats: int) -> dict[str, float]:
+    """Seconds per runner over `repeats` passes; runners alternate batch by batch, so load hits all alike.
+
+    The first two batches of the first pass are warm-up and not timed.
+    """
+    seconds = dict.fromkeys(steps, 0.0)
+    for r in range(repeats):
+        for i, batch in enumerate(batches):
+            for name, step in steps.items():
+                start = time.perf_counter()
+                step(batch)
+                if r or i >= 2:
+                    seconds[name] += time.perf_counter() - start
+    return seconds
 
 
 def main() -> None:
@@ -83,8 +89,8 @@ def main() -> None:
     features = featurize(task, train, tok, args.max_seq_length)
     plan = shuffled_batches([len(f["input_ids"]) for f in features], args.batch_size, seed=1)
     batches = [task.collate([features[i] for i in idx]) for idx in plan]
-    n_timed = sum(len(idx) for idx in plan[2:])
-    print(f"{len(train)} training sentences in {len(batches)} batches of {args.batch_size} (first 2 untimed); "
+    n_timed = len(features) * args.repeats - sum(len(idx) for idx in plan[:2])
+    print(f"{len(train)} training sentences in {len(batches)} batches of {args.batch_size} (first 2 untimed), {args.repeats} passes; "
           f"max_seq_length {args.max_seq_length}; {args.threads} threads; model {folder}; torch {torch.__version__}")  # fmt: skip
 
     trained = {}
@@ -118,25 +124,18 @@ def main() -> None:
 
         return step
 
-    runs = {
-        "bertkit softmax": lambda: ours("softmax"),
-        "bertkit crf": lambda: ours("crf"),
-        "transformers": theirs,
-    }
-    times: dict[str, list[float]] = {name: [] for name in runs}
-    for _ in range(args.repeats):
-        for name, make in runs.items():
-            times[name].append(time_steps(make(), batches))
-    rates = {name: n_timed / min(t) for name, t in times.items()}
+    steps = {"bertkit softmax": ours("softmax"), "bertkit crf": ours("crf"), "transformers": theirs()}
+    times = interleaved(steps, batches, args.repeats)
+    rates = {name: n_timed / t for name, t in times.items()}
     print("training (forward + loss + backward + AdamW):")
     for name, t in times.items():
-        print(f"  {name:18s} {rates[name]:8.1f} sentences/s  (runs: {', '.join(f'{x:.1f}s' for x in t)})")
+        print(f"  {name:18s} {rates[name]:8.1f} sentences/s  ({t:.1f}s)")
     print(f"  ratio bertkit softmax / transformers: {rates['bertkit softmax'] / rates['transformers']:.2f}x")
     print(f"  ratio bertkit crf / transformers:     {rates['bertkit crf'] / rates['transformers']:.2f}x")
 
     # ---- prediction: the same fine-tuned weights, raw text in, entities out ----
     with tempfile.TemporaryDirectory() as tmp:
-        model = trained["softmax"].eval()  # trained on the batches above, so that entities come out
+        model = trained["softmax"].eval()  # trained on the batches above, so entities come out
         save_model_folder(tmp, model, tok, task, TrainConfig(max_seq_length=args.max_seq_length))
         texts = [e.text for e in dev]
         predictor = Predictor.from_pretrained(tmp, batch_size=args.batch_size * 2, device="cpu")
@@ -145,15 +144,17 @@ def main() -> None:
             hf = pipeline("token-classification", model=tmp, aggregation_strategy="first", device="cpu")
         inputs = [{"text": t} for t in texts]
         predictor.predict(inputs[:64]), hf(texts[:64], batch_size=args.batch_size * 2)  # warm-up
-        ptimes: dict[str, list[float]] = {"bertkit Predictor": [], "transformers pipeline": []}
+        ptimes = {"bertkit Predictor": 0.0, "transformers pipeline": 0.0}
         for _ in range(args.repeats):
-            t0 = time.perf_counter()
-            a = predictor.predict(inputs)
-            ptimes["bertkit Predictor"].append(time.perf_counter() - t0)
-            t0 = time.perf_counter()
-            b = hf(texts, batch_size=args.batch_size * 2)
-            ptimes["transformers pipeline"].append(time.perf_counter() - t0)
-    prates = {name: len(texts) / min(t) for name, t in ptimes.items()}
+            a, b = [], []
+            for i in range(0, len(texts), 100):  # alternate in chunks, so load hits both alike
+                t0 = time.perf_counter()
+                a += predictor.predict(inputs[i : i + 100])
+                ptimes["bertkit Predictor"] += time.perf_counter() - t0
+                t0 = time.perf_counter()
+                b += hf(texts[i : i + 100], batch_size=args.batch_size * 2)
+                ptimes["transformers pipeline"] += time.perf_counter() - t0
+    prates = {name: len(texts) * args.repeats / t for name, t in ptimes.items()}
     same = sum(
         {(e["start"], e["end"], e["type"]) for e in x["entities"]}
         == {(e["start"], e["end"], e["entity_group"]) for e in y}
@@ -163,7 +164,7 @@ def main() -> None:
         f"prediction ({len(texts)} dev sentences as raw text -> entities with offsets, batch {args.batch_size * 2}):"
     )
     for name, t in ptimes.items():
-        print(f"  {name:22s} {prates[name]:8.1f} sentences/s  (runs: {', '.join(f'{x:.2f}s' for x in t)})")
+        print(f"  {name:22s} {prates[name]:8.1f} sentences/s  ({t:.1f}s)")
     print(
         f"  ratio bertkit / transformers: {prates['bertkit Predictor'] / prates['transformers pipeline']:.2f}x"
     )
