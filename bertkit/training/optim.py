@@ -85,13 +85,16 @@ def build_optimizer(
     bias_correction: bool = True,
     fused: bool | None = None,
 ) -> torch.optim.Optimizer:
-    """torch AdamW (fused kernel on CUDA) or, with bias_correction=False, Google's variant."""
+    """torch AdamW (the fused kernel where torch has one) or, with bias_correction=False, Google's variant."""
     groups = param_groups(model, weight_decay)
     if not bias_correction:
         return GoogleAdamW(groups, lr=lr, betas=betas, eps=eps)
-    if fused is None:
-        fused = all(p.is_cuda for g in groups for p in g["params"])
-    return torch.optim.AdamW(groups, lr=lr, betas=betas, eps=eps, fused=fused or None)
+    if fused is None:  # the fused kernel: CUDA, and CPU since torch 2.4 (5x faster than foreach there)
+        fused = all(p.device.type in ("cuda", "cpu") for g in groups for p in g["params"])
+    try:
+        return torch.optim.AdamW(groups, lr=lr, betas=betas, eps=eps, fused=fused or None)
+    except (RuntimeError, TypeError):  # an older torch or an unsupported device/dtype: the foreach kernel
+        return torch.optim.AdamW(groups, lr=lr, betas=betas, eps=eps)
 
 
 def warmup_steps_for(total_steps: int, warmup_ratio: float, warmup_steps: int | None) -> int:

@@ -79,10 +79,17 @@ def test_gradient_checkpointing_gives_the_same_model(
         torch.testing.assert_close(states[1][key], value, rtol=1e-5, atol=1e-6)
 
 
-@pytest.mark.parametrize("options", [{"precision": "bf16"}, {"bias_correction": False, "schedule": "cosine"}])
+@pytest.mark.parametrize(
+    "options",
+    [
+        {"precision": "bf16", "lr": 5e-3},
+        # uncorrected moments make the first steps ~3x larger than Adam's: a smaller lr
+        {"bias_correction": False, "schedule": "cosine", "lr": 1e-3},
+    ],
+)
 def test_bf16_and_google_adam_train(toy, tiny_model_dir: Path, tmp_path: Path, options: dict) -> None:
     task, model, tok = _setup(tiny_model_dir)
-    config = TrainConfig(epochs=3, batch_size=16, lr=2e-3, **options, **FAST)
+    config = TrainConfig(epochs=3, batch_size=16, **options, **FAST)
     result = train(task, model, tok, toy(240, 0), toy(60, 1), config, tmp_path / "o")
     assert result.metrics["accuracy"] >= 0.85
 
