@@ -1,0 +1,86 @@
+"""Whitening of sentence vectors (Su et al. 2021, "Whitening Sentence Representations"): fit, save, apply.
+
+Raw BERT vectors share a large common direction, so the cosine of any two sentences is high. Whitening
+subtracts the corpus mean and rotates and scales by the inverse square root of the covariance:
+y = (x - mu) @ W, W = U diag(1/sqrt(s)) from the SVD of the covariance, keeping the first `dim` columns.
+Shapes: N vectors, D input dimension, K output dimension (K <= D).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+_EPS = 1e-8  # floor on eigenvalues: a direction with no variance is not blown up to infinity
+
+
+@dataclass(frozen=True)
+class Whitening:
+    """A fitted whitening transform: mean (D,) and kernel (D, K)."""
+
+    mean: np.ndarray
+    kernel: np.ndarray
+
+    @property
+    def dim(self) -> int:
+        return int(self.kernel.shape[1])
+
+    @property
+    def input_dim(self) -> int:
+        return int(self.kernel.shape[0])
+
+    def apply(self, vectors: np.ndarray) -> np.ndarray:
+        """(N, D) -> (N, K) float32."""
+        vectors = np.asarray(vectors)
+        if vectors.ndim != 2 or vectors.shape[1] != self.input_dim:
+            raise ValueError(
+                f"whitening was fitted on {self.input_dim}-dimensional vectors, got shape {vectors.shape}; "
+                "use the same model, pooling and layers as when fitting"
+            )
+        return ((vectors.astype(np.float64) - self.mean) @ self.kernel).astype(np.float32)
+
+    def save(self, path: str | Path) -> Path:
+        """Write an .npz with `mean` and `kernel`."""
+        path = Path(path)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        with path.open("wb") as f:  # a file object keeps numpy from appending .npz to other suffixes
+            np.savez(f, mean=self.mean, kernel=self.kernel)
+        return path
+
+    @classmethod
+    def load(cls, path: str | Path) -> Whitening:
+        path = Path(path)
+        if not path.is_file():
+            raise FileNotFoundError(f"whitening file {path} does not exist; fit one with fit_whitening()")
+        try:
+            with np.load(path) as data:
+                mean, kernel = data["mean"], data["kernel"]
+        except (OSError, ValueError, KeyError) as err:
+            raise ValueError(
+                f"{path} is not a whitening file (an .npz with 'mean' and 'kernel'): {err}"
+            ) from err
+        if mean.ndim != 1 or kernel.ndim != 2 or kernel.shape[0] != mean.shape[0]:
+            raise ValueError(f"{path}: mean {mean.shape} and kernel {kernel.shape} do not fit together")
+        return cls(mean, kernel)
+
+
+def fit_whitening(vectors: np.ndarray, dim: int | None = None) -> Whitening:
+    """Fit on (N, D) vectors; keep the `dim` directions of largest variance (all D when None)."""
+    x = np.asarray(vectors, dtype=np.float64)
+    if x.ndim != 2 or x.shape[0] < 2:
+        raise ValueError(f"whitening needs at least 2 vectors of shape (N, D); got {x.shape}")
+    n, d = x.shape
+    if dim is not None and not 1 <= dim <= d:
+        raise ValueError(f"whitening dim must be in 1..{d}, got {dim}")
+    if n <= d and dim is None:
+        raise ValueError(
+            f"fitting a full {d}-dimensional whitening needs more than {d} vectors (got {n}); "
+            "fit on more text or pass a smaller dim"
+        )
+    mean = x.mean(0)
+    cov = np.cov(x, rowvar=False)
+    u, s, _ = np.linalg.svd(cov)
+    kernel = u / np.sqrt(np.maximum(s, _EPS))
+    return Whitening(mean, kernel[:, : dim or d])
