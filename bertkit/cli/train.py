@@ -15,6 +15,35 @@ _DATA_KEYS = {"task", "data_dir", "train_file", "dev_file", "test_file", "dev_sp
               "task_options", "max_train_examples", "max_eval_examples", "rejects"}  # fmt: skip
 
 
+HELP = {
+    "epochs": "passes over the training data (fractions allowed; default 3)",
+    "max_steps": "stop after this many optimizer steps (overrides --epochs)",
+    "batch_size": "examples per micro-batch and process (default 32); global batch = this x grad-accum x processes",
+    "eval_batch_size": "examples per evaluation batch (default 64)",
+    "grad_accum": "micro-batches per optimizer step (default 1)",
+    "lr": "peak learning rate (default 5e-5)",
+    "weight_decay": "AdamW decoupled weight decay, never on bias/LayerNorm (default 0.01)",
+    "bias_correction": "Adam bias correction; --no-bias-correction is Google's AdamWeightDecayOptimizer",
+    "schedule": "linear, cosine or constant after warmup (default linear)",
+    "warmup_ratio": "fraction of the steps spent warming up (default 0.1)",
+    "warmup_steps": "warmup steps (overrides --warmup-ratio)",
+    "max_grad_norm": "clip the global gradient norm (default 1.0)",
+    "max_seq_length": "tokens per sequence or window, [CLS]/[SEP] included (default 128)",
+    "precision": "fp32, bf16 (autocast on CPU or CUDA) or fp16 (CUDA, with a gradient scaler)",
+    "gradient_checkpointing": "recompute activations in backward: less memory, ~30%% more compute",
+    "group_by_length": "batches of similar lengths (less padding; default on)",
+    "seed": "seed for initialisation, dropout and data order (default 42)",
+    "eval_steps": "evaluate every N steps (default: once per epoch)",
+    "save_steps": "resumable checkpoint every N steps (default: at each evaluation, at least every 500)",
+    "save_best": "keep the model of the best evaluation by the main metric (default on)",
+    "early_stopping_patience": "stop after N evaluations without improvement",
+    "device": "cpu, cuda, cuda:1, ... (default: CUDA when available)",
+    "num_threads": "CPU threads for torch (default: torch's choice)",
+    "progress": "progress bar with loss, lr and examples/s (default on)",
+    "resume": "continue from OUT/checkpoints after a crash (default on)",
+}
+
+
 def column(value: str) -> int | str:
     """'3' or '-1' -> an index; anything else is a header name / JSON field."""
     return int(value) if re.fullmatch(r"-?\d+", value) else value
@@ -23,7 +52,13 @@ def column(value: str) -> int | str:
 def add_parser(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("train", help="fine-tune a model on a dataset preset or your own TSV/CSV/JSONL files",
                        description="Fine-tune, evaluate on dev, save OUT as a model folder (transformers and bertkit "
-                       "load it) with metrics.json, and optionally predict the test file.")  # fmt: skip
+                       "load it) with metrics.json, and optionally predict the test file.",
+                       epilog="examples:\n"
+                       "  bertkit train --task sst2 --data-dir glue/SST-2 --model minilm --output-dir runs/sst2\n"
+                       "  bertkit train --task classification --train-file train.csv --dev-file dev.csv \\\n"
+                       "      --text review --label stars --model minilm --output-dir runs/reviews\n"
+                       "  bertkit train --task mrpc --data-dir glue/MRPC --output-dir runs/mrpc --seeds 1,2,3",
+                       formatter_class=argparse.RawDescriptionHelpFormatter)  # fmt: skip
     p.add_argument(
         "--config", help="JSON file of options (any flag below, with underscores); flags override it"
     )
@@ -94,12 +129,13 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     for f in dataclasses.fields(TrainConfig):
         flag = "--" + f.name.replace("_", "-")
         if f.type in ("bool", bool):
-            t.add_argument(flag, dest=f.name, action=argparse.BooleanOptionalAction, default=None)
+            t.add_argument(flag, dest=f.name, action=argparse.BooleanOptionalAction, default=None,
+                           help=HELP.get(f.name))  # fmt: skip
         else:
             kind = {"int": int, "float": float, "int | None": int, "float | None": float}.get(
                 str(f.type), str
             )
-            t.add_argument(flag, dest=f.name, type=kind, default=None)
+            t.add_argument(flag, dest=f.name, type=kind, default=None, help=HELP.get(f.name))
 
 
 def collect(args: argparse.Namespace) -> tuple[dict[str, Any], dict[str, Any], dict[str, Any]]:

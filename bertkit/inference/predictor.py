@@ -33,10 +33,18 @@ def featurize(
     batch_fn = getattr(task, "features_batch", None)
     for start in range(0, len(examples), chunk):
         part = examples[start : start + chunk]
-        if batch_fn is not None:
-            per_example = batch_fn(part, tokenizer, max_seq_length)
-        else:
-            per_example = [task.features(e, tokenizer, max_seq_length) for e in part]
+        try:
+            if batch_fn is not None:
+                per_example = batch_fn(part, tokenizer, max_seq_length)
+            else:
+                per_example = [task.features(e, tokenizer, max_seq_length) for e in part]
+        except ValueError as err:  # name the example that failed
+            for e in part:
+                try:
+                    task.features(e, tokenizer, max_seq_length)
+                except ValueError as one:
+                    raise ValueError(f"{getattr(e, 'source', '') or 'an example'}: {one}") from one
+            raise err
         for offset, feats in enumerate(per_example):
             for f in feats:
                 f["example_index"] = start + offset

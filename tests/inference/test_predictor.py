@@ -130,3 +130,16 @@ def test_problem_types_survive_the_folder(tmp_path: Path, options: dict, problem
     (pred,) = predictor.predict([{"text": "the movie"}])
     assert ("score" in pred) if problem == "regression" else set(pred) == {"labels", "probabilities"}
     assert predictor.task.check(TextExample("x", None, None), labelled=False) is None
+
+
+def test_featurize_names_the_example_that_cannot_be_windowed(tmp_path: Path) -> None:
+    from bertkit.inference.predictor import featurize
+
+    tok = Tokenizer.from_pretrained(tiny.make_tiny_model(tmp_path / "m"))
+    task = ClassificationTask(labels=["neg", "pos"], window_stride=2)
+    examples = [
+        TextExample("the movie", "good", "pos", "f.tsv:2"),
+        TextExample("the film " * 10, "bad", "neg", "f.tsv:3"),
+    ]
+    with pytest.raises(ValueError, match=r"^f.tsv:3: the first text has 20 tokens"):
+        featurize(task, examples, tok, 16)
