@@ -181,3 +181,18 @@ def test_usage_errors(capsys: pytest.CaptureFixture, tmp_path: Path) -> None:
     assert "--task is required" in capsys.readouterr().err
     assert main(["predict", "--model", str(tmp_path), "--input", str(tmp_path / "none.jsonl")]) == 2
     assert "bertkit.json not found" in capsys.readouterr().err
+
+
+def test_shipped_sst2_sample_reads_clean() -> None:
+    """examples/data/sst2 (the README's main command) is GLUE SST-2 in its layout: 8,000 train, 872 dev."""
+    from bertkit.data.validate import split_valid
+    from bertkit.tasks import build_task, get_preset, read_split
+
+    folder = Path(__file__).parents[2] / "examples" / "data" / "sst2"
+    preset = get_preset("sst2")
+    task = build_task(preset.family, dict(preset.options))
+    for split, count in (("train", 8000), ("dev", 872)):
+        good, bad = split_valid(read_split(preset, folder, split), task.check)
+        assert (len(good), bad) == (count, [])
+    inputs = (Path(__file__).parents[2] / "examples" / "sst2_inputs.jsonl").read_text().splitlines()
+    assert all(isinstance(json.loads(line)["text"], str) for line in inputs)
