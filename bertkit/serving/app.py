@@ -257,7 +257,7 @@ class Server:
             backend=c.backend,
             routes=self.routes,
             pooling=b.pooling,
-            normalize=c.normalize,
+            normalize=b.normalize,
             dimensions=b.dimensions,
             limits=limits,
             version=VERSION,
@@ -345,7 +345,7 @@ def create_app(config: ServeConfig, backend: Backend | None = None) -> Any:
             )
             lengths = [len(e.ids) for e in encodings]
             vectors = np.stack(await server.batchers["/encode"].submit(encodings, lengths))
-            normalize = config.normalize if request.normalize is None else request.normalize
+            normalize = server.backend.normalize if request.normalize is None else request.normalize
             if normalize:
                 vectors = vectors / np.maximum(np.linalg.norm(vectors, axis=1, keepdims=True), 1e-12)
             return json_response(

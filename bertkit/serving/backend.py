@@ -17,13 +17,13 @@ from typing import Any
 
 import numpy as np
 import torch
-from torch import Tensor, nn
+from torch import nn
 
 from bertkit import runtime
-from bertkit.data.collate import encoder_inputs
 from bertkit.inference.predictor import MODEL_INFO, Predictor, featurize, run_model
-from bertkit.model.bert import BertModel, EncoderOutput
+from bertkit.model.bert import BertModel
 from bertkit.serving.config import ServeConfig
+from bertkit.serving.embed import Embedder
 from bertkit.tasks import build_task
 from bertkit.tasks.base import Feature
 from bertkit.tokenization import Tokenizer
@@ -32,7 +32,6 @@ from bertkit.weights.load import model_folder, resolve_model_path
 
 logger = logging.getLogger(__name__)
 
-POOLINGS = ("cls", "mean", "max")
 # /predict's `texts` / `text_pairs` become these input fields, per task family.
 TEXT_FIELDS: dict[str, tuple[str, str]] = {"qa": ("question", "context")}
 DEFAULT_TEXT_FIELDS = ("text", "text_pair")
@@ -54,34 +53,6 @@ class PredictItem:
         return sum(len(f["input_ids"]) for f in self.features)
 
 
-def pooling_from_folder(folder: Path) -> str | None:
-    """The sentence-transformers pooling choice saved in 1_Pooling/config.json, if any."""
-    path = folder / "1_Pooling" / "config.json"
-    if not path.is_file():
-        return None
-    modes = json.loads(path.read_text(encoding="utf-8"))
-    for key, name in (
-        ("pooling_mode_mean_tokens", "mean"),
-        ("pooling_mode_cls_token", "cls"),
-        ("pooling_mode_max_tokens", "max"),
-    ):
-        if modes.get(key):
-            return name
-    return None
-
-
-def pool(hidden: Tensor, mask: Tensor, pooling: str) -> Tensor:
-    """(B, T, H), (B, T) -> (B, H)."""
-    if pooling == "cls":
-        return hidden[:, 0]
-    m = mask.unsqueeze(-1).to(hidden.dtype)
-    if pooling == "mean":
-        return (hidden * m).sum(1) / m.sum(1).clamp(min=1e-9)
-    if pooling == "max":
-        return hidden.masked_fill(m == 0, float("-inf")).max(1).values
-    raise ValueError(f"pooling must be one of {', '.join(POOLINGS)}, not {pooling!r}")
-
-
 class Backend:
     """Everything the routes need from the model: names, tokenizer, and the two batch functions."""
 
@@ -94,38 +65,45 @@ class Backend:
         self.predictor: Predictor | None = None
         self.task_name: str | None = None
         info = self.folder / MODEL_INFO
+        encoder = None
         if config.backend == "onnx":
             from bertkit.export.runtime import OnnxModel
 
-            onnx_path = self.folder / config.onnx_file
-            model: nn.Module = OnnxModel(onnx_path, threads=config.threads)
-            self._encoder = model.encode if model.has_hidden_state else None
+            model: nn.Module = OnnxModel(self.folder / config.onnx_file, threads=config.threads)
+            encoder = model.encode if model.has_hidden_state else None
             if info.is_file():
                 self.predictor = self._onnx_predictor(info, model)
         elif info.is_file():
             self.predictor = Predictor.from_pretrained(self.folder, device="cpu")
             model = self.predictor.model
-            self._encoder = getattr(model, "bert", None)
+            encoder = getattr(model, "bert", None)
         else:
             model = BertModel.from_pretrained(self.folder)
-            self._encoder = model
+            encoder = model
         if config.quantize == "int8":
             from bertkit.export.quantize import quantize_torch
 
             model = quantize_torch(model)
-            self._encoder = model if isinstance(model, BertModel) else getattr(model, "bert", None)
+            encoder = model if isinstance(model, BertModel) else getattr(model, "bert", None)
             if self.predictor is not None:
                 self.predictor.model = model
         if self.predictor is not None:
             self.task_name = self.predictor.task.name
-        model_config = getattr(model, "config", None)
-        self.dimensions = int(model_config.hidden_size) if model_config is not None else 0
+        model_config = model.config
+        self.embedder: Embedder | None = None
+        if encoder is not None:
+            self.embedder = Embedder(
+                encoder,
+                model_config,
+                self.folder,
+                pooling=config.pooling,
+                normalize=config.normalize,
+                last_layer_only=config.backend == "onnx",
+                pad_token_id=self.tokenizer.pad_token_id,
+            )
         self.max_length = self._max_length(model_config)
         if self.predictor is not None:
             self.predictor.max_seq_length = self.max_length
-        self.pooling = config.pooling or pooling_from_folder(self.folder) or "mean"
-        if self.pooling not in POOLINGS:
-            raise ValueError(f"pooling must be one of {', '.join(POOLINGS)}, not {self.pooling!r}")
         logger.info(
             "serving %s (%s backend, task %s, pooling %s, max_length %d)",
             self.folder,
@@ -145,11 +123,8 @@ class Backend:
             return self.config.max_length
         if self.predictor is not None:
             return self.predictor.max_seq_length
-        st_config = self.folder / "sentence_bert_config.json"  # sentence-transformers' trained window
-        if st_config.is_file():
-            saved = json.loads(st_config.read_text(encoding="utf-8")).get("max_seq_length")
-            if isinstance(saved, int) and saved > 0:
-                return saved
+        if self.embedder is not None and self.embedder.max_length:
+            return int(self.embedder.max_length)
         limit = getattr(model_config, "max_position_embeddings", 512) if model_config is not None else 512
         return int(min(limit, self.tokenizer.model_max_length or 512, 512))
 
@@ -161,7 +136,19 @@ class Backend:
 
     @property
     def can_encode(self) -> bool:
-        return self._encoder is not None
+        return self.embedder is not None
+
+    @property
+    def pooling(self) -> str:
+        return self.embedder.pooling.value if self.embedder is not None else "none"
+
+    @property
+    def normalize(self) -> bool:
+        return bool(self.embedder and self.embedder.normalize)
+
+    @property
+    def dimensions(self) -> int:
+        return self.embedder.dim if self.embedder is not None else 0
 
     @property
     def can_predict(self) -> bool:
@@ -204,15 +191,9 @@ class Backend:
 
     # ---- worker thread side: one call per model batch ---------------------------------------------
     def embed(self, encodings: list[Encoding]) -> list[np.ndarray]:
-        """Pooled vectors (H,) for a batch of encodings."""
-        rows = [{"input_ids": e.ids, "token_type_ids": e.type_ids} for e in encodings]
-        batch = encoder_inputs(rows, self.tokenizer.pad_token_id)
-        with torch.inference_mode():
-            out: EncoderOutput = self._encoder(
-                batch["input_ids"], batch["token_type_ids"], batch["attention_mask"]
-            )
-            vectors = pool(out.last_hidden_state, batch["attention_mask"], self.pooling).float()
-        return list(vectors.numpy())
+        """Sentence vectors (D,) for a batch of encodings, before per-request normalisation."""
+        assert self.embedder is not None
+        return self.embedder.embed(encodings)
 
     def predict(self, items: list[PredictItem]) -> list[dict]:
         """Task predictions for a batch of prepared inputs, in order."""

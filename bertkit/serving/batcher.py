@@ -80,7 +80,7 @@ class Batcher(Generic[T, R]):
         *,
         max_batch_tokens: int = 16384,
         max_batch_size: int = 256,
-        max_wait_ms: float = 2.0,
+        max_wait_ms: float = 1.0,
         max_queue: int = 2048,
         on_batch: Callable[[BatchStats], None] | None = None,
     ):

@@ -37,15 +37,19 @@ class ServeConfig:
         None, "torch backend only: int8 runs the linear layers with dynamic int8 quantization", ("int8",)
     )
     pooling: str | None = _opt(
-        None, "/encode pooling (cls, mean, max); default: the folder's 1_Pooling config, else mean"
+        None,
+        "/encode pooling as in `bertkit encode` (cls, mean, max, ...); default: the folder's saved choice, else mean",
     )
-    normalize: bool = _opt(False, "L2-normalise /encode embeddings unless a request says otherwise")
+    normalize: bool | None = _opt(
+        None,
+        "L2-normalise /encode vectors unless a request says otherwise; default: the folder's saved choice, else no",
+    )
     max_length: int | None = _opt(
         None, "tokens per text the model reads (default: the folder's max_seq_length, else 512)"
     )
     max_batch_tokens: int = _opt(16384, "token budget of one model batch: texts x longest text")
     max_batch_size: int = _opt(256, "most texts in one model batch")
-    max_wait_ms: float = _opt(2.0, "how long the oldest queued text waits for more to fill a batch (ms)")
+    max_wait_ms: float = _opt(1.0, "how long the oldest queued text waits for more to fill a batch (ms)")
     max_queue: int = _opt(
         2048, "most texts waiting for the model; beyond it requests get 503 with Retry-After"
     )

@@ -270,3 +270,19 @@ def test_concurrent_callers_are_batched_and_get_their_own_answers(classifier_url
     assert metric(text, "bertkit_texts_total", route="/predict") >= 36
     assert metric(text, "bertkit_requests_total", route="/predict", status="200") >= 20
     assert metric(text, "bertkit_request_duration_seconds_count", route="/predict") >= 20
+
+
+def test_encode_uses_the_folders_saved_feature_choice(tmp_path, tiny_dir, serve, http):
+    """A folder saved by FeatureExtractor (first-last-average pooling, L2) serves what `bertkit encode` computes."""
+    from bertkit.inference.features import FeatureExtractor
+
+    extractor = FeatureExtractor.from_pretrained(tiny_dir, pooling="first_last_avg", normalize=True)
+    extractor.save_pretrained(tmp_path / "features")
+    want = FeatureExtractor.from_pretrained(tmp_path / "features").encode(SENTENCES)
+    with serve(ServeConfig(model=str(tmp_path / "features"))) as url, http(url) as c:
+        info = c.get("/info").json()
+        got = np.array(c.post("/encode", json={"texts": SENTENCES}).json()["embeddings"])
+        raw = np.array(c.post("/encode", json={"texts": SENTENCES, "normalize": False}).json()["embeddings"])
+    assert info["pooling"] == "first_last_avg" and info["normalize"] is True
+    np.testing.assert_allclose(got, want, atol=1e-5)
+    np.testing.assert_allclose(raw / np.linalg.norm(raw, axis=1, keepdims=True), want, atol=1e-5)
