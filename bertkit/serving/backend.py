@@ -28,6 +28,7 @@ from bertkit.tasks import build_task
 from bertkit.tasks.base import Feature
 from bertkit.tokenization import Tokenizer
 from bertkit.tokenization.encoding import Encoding
+from bertkit.weights.hf import find_weights
 from bertkit.weights.load import model_folder, resolve_model_path
 
 logger = logging.getLogger(__name__)
@@ -61,6 +62,15 @@ class Backend:
         self.config = config
         self.folder = model_folder(resolve_model_path(config.model))
         self.name = config.model
+        if (
+            config.backend == "torch"
+            and find_weights(self.folder) is None
+            and (self.folder / config.onnx_file).is_file()
+        ):
+            raise FileNotFoundError(
+                f"{self.folder} holds an ONNX export ({config.onnx_file}) and no PyTorch weights; "
+                "serve it with --backend onnx"
+            )
         self.tokenizer = Tokenizer.from_pretrained(self.folder)
         self.predictor: Predictor | None = None
         self.task_name: str | None = None

@@ -139,7 +139,14 @@ def test_tagger_predict_equals_the_predictor(tagger_dir, serve, http):
     want = Predictor.from_pretrained(tagger_dir, device="cpu").predict([{"text": t} for t in texts])
     with serve(ServeConfig(model=str(tagger_dir))) as url, http(url) as c:
         got = c.post("/predict", json={"texts": texts}).json()["predictions"]
+        words = c.post("/predict", json={"inputs": [{"tokens": t.split()} for t in texts]}).json()[
+            "predictions"
+        ]
     assert got == want
+    assert [len(g["tags"]) for g in got] == [len(t.split()) for t in texts] == [len(w["tags"]) for w in words]
+    for g, text in zip(got, texts, strict=True):
+        for entity in g["entities"]:  # entities carry character offsets into the text
+            assert text[entity["start"] : entity["end"]] == entity["text"] and entity["type"] == "PER"
 
 
 MALFORMED = [

@@ -50,3 +50,22 @@ def test_onnx_backend_needs_the_graph(classifier_dir):
 
     with pytest.raises(FileNotFoundError, match="bertkit export"):
         Backend(ServeConfig(model=str(classifier_dir), backend="onnx"))
+
+
+def test_exported_folder_without_backend_flag_says_how_to_serve_it(tmp_path, classifier_dir):
+    from bertkit.export.onnx import export_onnx
+    from bertkit.serving.backend import Backend
+
+    export_onnx(classifier_dir, tmp_path / "onnx")
+    with pytest.raises(FileNotFoundError, match="--backend onnx"):
+        Backend(ServeConfig(model=str(tmp_path / "onnx")))
+
+
+def test_torch_int8_backend(classifier_dir, serve, http):
+    with serve(ServeConfig(model=str(classifier_dir))) as url, http(url) as c:
+        fp32 = np.array(c.post("/encode", json={"texts": TEXTS}).json()["embeddings"])
+    with serve(ServeConfig(model=str(classifier_dir), quantize="int8")) as url, http(url) as c:
+        int8 = np.array(c.post("/encode", json={"texts": TEXTS}).json()["embeddings"])
+        predictions = c.post("/predict", json={"texts": TEXTS}).json()["predictions"]
+    assert 0 < np.abs(int8 - fp32).max() < 0.2  # quantized, so not identical, but the same model
+    assert [set(p["probabilities"]) for p in predictions] == [{"neg", "pos"}] * 3
