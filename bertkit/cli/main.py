@@ -16,6 +16,10 @@ COMMANDS: dict[str, str] = {
     "tokenize": "tokenize",
     "serve": "serve",
     "export": "export",
+    "encode": "encode",
+    "pretrain-data": "pretrain",
+    "pretrain": "pretrain",
+    "vocab": "vocab",
 }
 
 

@@ -8,12 +8,15 @@ Shapes: N vectors, D input dimension, K output dimension (K <= D).
 
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
-_EPS = 1e-8  # floor on eigenvalues: a direction with no variance is not blown up to infinity
+logger = logging.getLogger(__name__)
+
+_RCOND = 1e-6  # directions with variance below this fraction of the largest are dropped, not blown up
 
 
 @dataclass(frozen=True)
@@ -67,7 +70,7 @@ class Whitening:
 
 
 def fit_whitening(vectors: np.ndarray, dim: int | None = None) -> Whitening:
-    """Fit on (N, D) vectors; keep the `dim` directions of largest variance (all D when None)."""
+    """Fit on (N, D) vectors; keep the `dim` directions of largest variance (all that vary when None)."""
     x = np.asarray(vectors, dtype=np.float64)
     if x.ndim != 2 or x.shape[0] < 2:
         raise ValueError(f"whitening needs at least 2 vectors of shape (N, D); got {x.shape}")
@@ -82,5 +85,12 @@ def fit_whitening(vectors: np.ndarray, dim: int | None = None) -> Whitening:
     mean = x.mean(0)
     cov = np.cov(x, rowvar=False)
     u, s, _ = np.linalg.svd(cov)
-    kernel = u / np.sqrt(np.maximum(s, _EPS))
-    return Whitening(mean, kernel[:, : dim or d])
+    # Mean-pooled LayerNorm outputs lie in a hyperplane, so at least one direction has no variance at all.
+    rank = int((s > s[0] * _RCOND).sum())
+    if dim is not None and dim > rank:
+        logger.warning(
+            "only %d of %d directions vary in the data; whitening keeps %d, not %d", rank, d, rank, dim
+        )
+    keep = min(dim or rank, rank)
+    kernel = u[:, :keep] / np.sqrt(s[:keep])
+    return Whitening(mean, kernel)

@@ -18,6 +18,7 @@ FAMILIES: dict[str, str] = {
     "tagging": "bertkit.tasks.tagging:TaggingTask",
     "qa": "bertkit.tasks.qa:QATask",
     "multiple_choice": "bertkit.tasks.multiple_choice:MultipleChoiceTask",
+    "pretraining": "bertkit.tasks.pretraining:PretrainingTask",
 }
 
 _GLUE = {"train": ("train.tsv",), "dev": ("dev.tsv",), "test": ("test.tsv",)}
