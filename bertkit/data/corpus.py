@@ -80,6 +80,7 @@ class Instance:
     masked_positions: list[int]
     masked_ids: list[int]  # original ids at masked_positions
     is_random_next: bool  # Google's next_sentence_label 1
+    forced_random: bool  # the chunk was one sentence, so B had to be random (Google's rule, not the coin)
     document_a: int  # index of A's document (after shuffling)
     document_b: int  # index of B's document
     continuation: list[bool]  # the word-continuation flags whole-word masking used
@@ -94,18 +95,18 @@ def read_documents(paths: Iterable[str | Path]) -> list[list[tuple[str, str]]]:
     for path in map(Path, paths):
         if not path.is_file():
             raise FileNotFoundError(f"corpus file {path} does not exist")
-        with path.open(encoding="utf-8", errors="strict") as f:
-            try:
-                for number, line in enumerate(f, start=1):
-                    line = line.strip()
-                    if line:
-                        documents[-1].append((line, f"{path}:{number}"))
-                    elif documents[-1]:
-                        documents.append([])
-            except UnicodeDecodeError as err:
-                raise ValueError(
-                    f"{path}: after line {number} the file is not UTF-8 ({err}); re-save it as UTF-8"
-                ) from err
+        with path.open("rb") as f:
+            for number, raw in enumerate(f, start=1):
+                try:
+                    line = raw.decode("utf-8").strip()
+                except UnicodeDecodeError as err:
+                    raise ValueError(
+                        f"{path}:{number}: not UTF-8 ({err.reason} at byte {err.start}); re-save as UTF-8"
+                    ) from err
+                if line:
+                    documents[-1].append((line, f"{path}:{number}"))
+                elif documents[-1]:
+                    documents.append([])
         if documents[-1]:
             documents.append([])  # a new file starts a new document
     return [d for d in documents if d]
@@ -174,7 +175,7 @@ def truncate_pair(a: list[Token], b: list[Token], max_tokens: int, rng: random.R
 
 
 def _make_instance(
-    a: list[Token], b: list[Token], is_random: bool, docs: tuple[int, int], config: PretrainingDataConfig,
+    a: list[Token], b: list[Token], is_random: bool, forced: bool, docs: tuple[int, int], config: PretrainingDataConfig,
     specials: tuple[int, int, int], vocab_size: int, rng: random.Random,
 ) -> Instance:  # fmt: skip
     cls_id, sep_id, mask_id = specials
@@ -187,7 +188,15 @@ def _make_instance(
         whole_word=config.whole_word_mask, mask_id=mask_id, vocab_size=vocab_size, rng=rng,
     )  # fmt: skip
     return Instance(
-        masked.input_ids, len(a) + 2, masked.positions, masked.labels, is_random, docs[0], docs[1], cont
+        masked.input_ids,
+        len(a) + 2,
+        masked.positions,
+        masked.labels,
+        is_random,
+        forced,
+        docs[0],
+        docs[1],
+        cont,
     )
 
 
@@ -229,7 +238,9 @@ def instances_from_document(
                 b = [t for sentence in chunk[a_end:] for t in sentence]
             truncate_pair(a, b, max_tokens, rng)
             instances.append(
-                _make_instance(a, b, is_random, (index, other), config, specials, vocab_size, rng)
+                _make_instance(
+                    a, b, is_random, len(chunk) == 1, (index, other), config, specials, vocab_size, rng
+                )
             )
             chunk, length = [], 0
         i += 1
@@ -288,6 +299,7 @@ def _arrays(
         "masked_ids": np.zeros((n, preds), dtype=np.int32),
         "num_masked": np.zeros(n, dtype=np.int32),
         "next_sentence_labels": np.zeros(n, dtype=np.int8),
+        "forced_random": np.zeros(n, dtype=np.bool_),
         "document_a": np.zeros(n, dtype=np.int32),
         "document_b": np.zeros(n, dtype=np.int32),
         "continuation": np.zeros((n, length), dtype=np.bool_),
@@ -299,6 +311,7 @@ def _arrays(
         out["masked_positions"][row, :m] = inst.masked_positions
         out["masked_ids"][row, :m] = inst.masked_ids
         out["next_sentence_labels"][row] = int(inst.is_random_next)
+        out["forced_random"][row] = inst.forced_random
         out["document_a"][row], out["document_b"][row] = inst.document_a, inst.document_b
         out["continuation"][row, :k] = inst.continuation
     return out
