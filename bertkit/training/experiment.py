@@ -40,9 +40,8 @@ class DataSpec:
     test_file: str | None = None
     dev_split: str = "dev"  # which preset split evaluates (e.g. "dev" of mnli-mm is dev_mismatched.tsv)
     reader: str | None = None  # READERS key; default from the file suffix
-    fields: dict[str, Any] = field(
-        default_factory=dict
-    )  # reader arguments: text/text_pair/label columns, header...
+    # reader arguments: text/text_pair/label columns or fields, header, delimiter, ...
+    fields: dict[str, Any] = field(default_factory=dict)
     task_options: dict[str, Any] = field(default_factory=dict)  # labels, problem_type, window_stride, ...
     max_train_examples: int | None = None
     max_eval_examples: int | None = None

@@ -33,8 +33,8 @@ def test_sst2_dev_accuracy(data_dir: Path, minilm_dir: Path, tmp_path: Path) -> 
 
 @pytest.mark.slow
 def test_mrpc_dev_accuracy(data_dir: Path, minilm_dir: Path, tmp_path: Path) -> None:
-    # all 3,668 MRPC training pairs, 3 epochs, batch 32, lr 1e-4, 10% warmup, max length 128, bf16, seed 1;
-    # the best of the per-epoch evaluations is kept. The majority class gives 0.684.
-    metrics = _train("mrpc", data_dir / "glue/MRPC", minilm_dir, tmp_path / "mrpc", "--epochs", "3",
+    # all 3,668 MRPC training pairs, 2 epochs, batch 32, lr 1e-4, 10% warmup, max length 128, bf16, seed 1;
+    # the better of the two per-epoch evaluations is kept; measured 0.826. The majority class gives 0.684.
+    metrics = _train("mrpc", data_dir / "glue/MRPC", minilm_dir, tmp_path / "mrpc", "--epochs", "2",
                      "--batch-size", "32", "--lr", "1e-4", "--max-seq-length", "128")  # fmt: skip
     assert metrics["accuracy"] >= 0.75, metrics
