@@ -196,3 +196,33 @@ def test_shipped_sst2_sample_reads_clean() -> None:
         assert (len(good), bad) == (count, [])
     inputs = (Path(__file__).parents[2] / "examples" / "sst2_inputs.jsonl").read_text().splitlines()
     assert all(isinstance(json.loads(line)["text"], str) for line in inputs)
+
+
+def test_chinese_preset_with_a_tiny_model(data_dir: Path, models_dir: Path, tmp_path: Path) -> None:
+    """ChnSentiCorp through its preset with a tiny random model on the real bert-base-chinese vocab."""
+    import torch
+
+    from bertkit.model.config import BertConfig
+    from bertkit.model.heads import BertForPreTraining
+    from bertkit.tokenization import Tokenizer
+
+    folder = tmp_path / "zh"
+    torch.manual_seed(0)
+    config = BertConfig(vocab_size=21128, hidden_size=32, num_hidden_layers=2, num_attention_heads=4,
+                        intermediate_size=64, max_position_embeddings=128)  # fmt: skip
+    BertForPreTraining(config).save_pretrained(folder)
+    Tokenizer.from_vocab(
+        models_dir / "vocab" / "bert-base-chinese-vocab.txt", do_lower_case=True
+    ).save_pretrained(folder)
+    out = tmp_path / "run"
+    argv = ["train", "--task", "chnsenticorp", "--data-dir", str(data_dir / "chnsenticorp"), "--model", str(folder),
+            "--output-dir", str(out), "--max-train-examples", "200", "--max-eval-examples", "100", "--epochs", "1",
+            "--max-seq-length", "64", "--no-progress", "--do-predict"]  # fmt: skip
+    assert main(argv) == 0
+    metrics = json.loads((out / "metrics.json").read_text())
+    assert {"accuracy", "f1", "mcc"} <= set(metrics)
+    predictions = (out / "predictions.jsonl").read_text().splitlines()
+    assert len(predictions) == 1200  # ChnSentiCorp's test split, in file order
+    assert json.loads(predictions[0])["source"].endswith("test.tsv:2")
+    tok = Tokenizer.from_pretrained(out)
+    assert tok.tokenize("选择珠江花园的原因") == list("选择珠江花园的原因")
