@@ -179,13 +179,21 @@ def child(args: argparse.Namespace) -> None:
     Path(args.result).write_text(json.dumps(result))
 
 
-def launch(which: str, argv: list[str]) -> dict:
+def launch(which: str, argv: list[str]) -> dict | None:
+    """Run one framework in a child process; None (after its traceback) when it fails."""
     with tempfile.TemporaryDirectory() as tmp:
         path = Path(tmp) / "result.json"
         cmd = [sys.executable, __file__, *argv, "--only", which, "--result", str(path)]
         env = {**os.environ, "TOKENIZERS_PARALLELISM": "false"}
-        subprocess.run(cmd, check=True, env=env)
+        if subprocess.run(cmd, env=env).returncode != 0:
+            print(f"{which} failed (see above)", flush=True)
+            return None
         return json.loads(path.read_text())
+
+
+def report_line(name: str, precision: str, r: dict) -> str:
+    return (f"{name:8s} {precision:5s} {r['examples_per_second']:8.1f} examples/s  train {r['train_seconds']:7.1f} s  "
+            f"peak RSS {r['peak_rss_mb']:7.0f} MB  dev accuracy {r['accuracy']:.4f}  ({r['threads']} threads)")  # fmt: skip
 
 
 def main() -> None:
@@ -198,13 +206,15 @@ def main() -> None:
     for which in ("bertkit", "trainer"):
         if args.skip != which:
             print(f"--- training with {which} ...", flush=True)
-            results[which] = launch(which, argv)
+            result = launch(which, argv)
+            if result is not None:
+                results[which] = result
+                precision = args.precision if which == "bertkit" else args.trainer_precision
+                print(report_line(which, precision, result), flush=True)
     print(f"\nSST-2: first {args.examples} training examples, {args.epochs:g} epoch(s), batch {args.batch_size}, "
           f"lr {args.lr:g}, max length {args.max_seq_length}, seed {args.seed}; dev 872 sentences")  # fmt: skip
     for name, r in results.items():
-        precision = args.precision if name == "bertkit" else args.trainer_precision
-        print(f"{name:8s} {precision:5s} {r['examples_per_second']:8.1f} examples/s  train {r['train_seconds']:7.1f} s  "
-              f"peak RSS {r['peak_rss_mb']:7.0f} MB  dev accuracy {r['accuracy']:.4f}  ({r['threads']} threads)")  # fmt: skip
+        print(report_line(name, args.precision if name == "bertkit" else args.trainer_precision, r))
     if len(results) == 2:
         b, t = results["bertkit"], results["trainer"]
         print(f"throughput ratio bertkit / Trainer: {b['examples_per_second'] / t['examples_per_second']:.2f}x; "
