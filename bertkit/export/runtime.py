@@ -26,6 +26,9 @@ def _session_options(threads: int | None):
 
     options = ort.SessionOptions()
     options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+    # Idle worker threads sleep rather than spin: in a server the event loop shares the cores with them
+    # (the same reason as OMP_WAIT_POLICY=PASSIVE for PyTorch).
+    options.add_session_config_entry("session.intra_op.allow_spinning", "0")
     if threads:
         options.intra_op_num_threads = threads
     return options

@@ -3,7 +3,9 @@
 A request's texts enter one FIFO queue as units (one text each, with its token count). A batch is the longest
 queue prefix whose padded cost (texts x longest text) fits `max_batch_tokens` and whose size fits
 `max_batch_size`; it starts when full, or once its oldest text has waited `max_wait_ms` (under load the
-model is busy and texts wait anyway, so the wait only delays batches when the server is idle). The model
+model is busy and texts wait anyway, so the wait only delays batches when the server is idle). It waits
+only while requests arrive at least one per `max_wait_ms` (a smoothed inter-arrival gap), so a lone
+request never waits for companions that are not coming. The model
 runs in one worker thread, never on the event loop; each caller gets its results back in its own order.
 The queue is bounded: a request that would overflow it fails at once with QueueFull (the server's 503).
 """
@@ -68,7 +70,8 @@ class Batcher(Generic[T, R]):
         executor: where run_batch runs; share one single-thread executor between batchers of one model.
         max_batch_tokens: budget for texts x longest text in a batch (a single longer text still runs alone).
         max_batch_size: most texts in one batch.
-        max_wait_ms: how long the oldest queued text may wait for the batch to fill.
+        max_wait_ms: how long the oldest queued text may wait for the batch to fill (only while requests
+            arrive faster than one per max_wait_ms).
         max_queue: most texts queued (not yet in a batch); beyond it submit() raises QueueFull.
         on_batch: called on the event loop after each batch with its BatchStats.
     """
@@ -100,6 +103,8 @@ class Batcher(Generic[T, R]):
         self._closing = False
         self._busy = False
         self._recent_batch_seconds = 0.05
+        self._gap = float("inf")  # smoothed seconds between request arrivals; inf until two have arrived
+        self._last_arrival: float | None = None
 
     @property
     def queued(self) -> int:
@@ -129,6 +134,10 @@ class Batcher(Generic[T, R]):
             self.start()
         request = _Request(asyncio.get_running_loop().create_future(), [None] * len(items), len(items))
         now = time.monotonic()
+        if self._last_arrival is not None:
+            gap = min(now - self._last_arrival, 1.0)
+            self._gap = gap if self._gap == float("inf") else 0.8 * self._gap + 0.2 * gap
+        self._last_arrival = now
         self._queue.extend(
             _Unit(item, int(n), request, i, now)
             for i, (item, n) in enumerate(zip(items, tokens, strict=True))
@@ -186,8 +195,8 @@ class Batcher(Generic[T, R]):
         while not self._queue:
             self._arrived.clear()
             await self._arrived.wait()
-        if self.max_wait <= 0 or self._closing:
-            return
+        if self.max_wait <= 0 or self._closing or self._gap > self.max_wait:
+            return  # requests arrive more slowly than one per max_wait: waiting would only add latency
         deadline = self._queue[0].arrival + self.max_wait
         while not self._batch_is_full():
             remaining = deadline - time.monotonic()

@@ -232,9 +232,11 @@ def metric(text: str, name: str, **labels: str) -> float:
 
 
 def test_full_queue_answers_503_with_retry_after_at_once(encoder_dir, serve, http):
-    # The first request's 4 texts wait up to 3 s for a batch and fill the queue (4); the next is refused.
+    # After a primer (so requests count as frequent), the next request's 4 texts wait up to 3 s for a batch
+    # and fill the queue (4); the one after is refused.
     config = ServeConfig(model=str(encoder_dir), max_queue=4, max_texts=4, max_wait_ms=3000)
     with serve(config) as url, http(url) as c:
+        assert c.post("/encode", json={"texts": ["primer"]}).status_code == 200
         with cf.ThreadPoolExecutor(1) as pool:
             first = pool.submit(c.post, "/encode", json={"texts": ["a", "b", "c", "d"]})
             deadline = time.monotonic() + 10

@@ -100,24 +100,33 @@ def test_max_batch_size(executor):
     assert [len(x) for x in rec.batches] == [4, 4, 2]
 
 
-def test_max_wait_bounds_the_delay_of_a_lone_request(executor):
+def test_max_wait_gathers_companions_only_when_requests_come_quickly(executor):
     rec = Recorder()
 
     async def main():
         b = Batcher(rec, executor, max_wait_ms=150)
         start = time.perf_counter()
-        await b.submit([1], [5])
-        waited = time.perf_counter() - start
+        await b.submit(["lone"], [5])  # no arrival history: runs at once
+        lone = time.perf_counter() - start
+        first = asyncio.ensure_future(b.submit(["a"], [5]))
+        await asyncio.sleep(0.01)
         start = time.perf_counter()
-        b.max_wait = 0
-        await b.submit([1], [5])
-        immediate = time.perf_counter() - start
+        second = asyncio.ensure_future(b.submit(["b"], [5]))  # traffic is dense: the batch waits for more
+        await asyncio.sleep(0.05)
+        third = asyncio.ensure_future(b.submit(["c"], [5]))  # arrives inside b's window and joins its batch
+        await asyncio.gather(first, second, third)
+        waited = time.perf_counter() - start
+        await asyncio.sleep(1.2)  # traffic stops; the smoothed gap grows past max_wait
+        start = time.perf_counter()
+        await b.submit(["late"], [5])
+        late = time.perf_counter() - start
         await b.close()
-        return waited, immediate
+        return lone, waited, late
 
-    waited, immediate = run(main())
-    assert 0.14 <= waited < 5  # waited for companions, then ran alone
-    assert immediate < waited
+    lone, waited, late = run(main())
+    assert lone < 0.1 and late < 0.1  # a lone request never waits for companions that are not coming
+    assert 0.1 <= waited < 5  # the window stayed open for "c"
+    assert any({"b", "c"} <= set(batch) for batch in rec.batches)
 
 
 def test_full_queue_refuses_at_once_with_retry_after(executor):

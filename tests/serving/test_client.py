@@ -80,6 +80,7 @@ def test_async_client(url):
 def test_retry_after_503(encoder_dir, serve):
     config = ServeConfig(model=str(encoder_dir), max_queue=2, max_texts=2, max_wait_ms=1500)
     with serve(config) as base, Client(base, retries=0) as impatient, Client(base, retries=3) as patient:
+        impatient.encode("primer")  # requests now count as frequent, so the next one waits for company
         with cf.ThreadPoolExecutor(1) as pool:
             first = pool.submit(impatient.encode, ["a", "b"])  # fills the queue for ~1.5 s
             time.sleep(0.5)

@@ -60,6 +60,7 @@ def test_sigterm_finishes_in_flight_requests_then_exits(encoder_dir):
                 return False
 
         wait_until(healthy, 120, "the server to start")
+        httpx.post(url + "/encode", json={"texts": ["primer"]}, timeout=60)  # next request waits for company
         answer: dict = {}
 
         def call() -> None:
