@@ -21,7 +21,7 @@ from torch import Tensor, nn
 from bertkit.data.collate import encoder_inputs, pad_sequences
 from bertkit.data.corpus import Shards
 from bertkit.model.config import BertConfig
-from bertkit.model.heads import BertForMaskedLM, BertForPreTraining, PretrainingLogits
+from bertkit.model.heads import BertForPreTraining, PretrainingLogits
 from bertkit.tasks.base import Batch, Feature
 from bertkit.tokenization import Tokenizer
 
@@ -80,19 +80,26 @@ class PretrainingTask:
     def __repr__(self) -> str:
         return f"PretrainingTask(next_sentence={self.next_sentence})"
 
-    @property
-    def model_class(self) -> type[BertForPreTraining] | type[BertForMaskedLM]:
-        return BertForPreTraining if self.next_sentence else BertForMaskedLM
-
     def build_model(self, model: str, *, from_finetuned: bool = False) -> tuple[nn.Module, Any]:
-        """A fresh model from model_config, or a checkpoint with MLM (+ NSP) heads (new heads are reported)."""
+        """BertForPreTraining, fresh from model_config or from a checkpoint (new heads are reported).
+
+        Without next_sentence the pooler and NSP head are frozen: they stay exactly as loaded and are saved
+        with the model (so the folder still loads as BertModel), and every trained parameter gets a gradient
+        (as DistributedDataParallel requires).
+        """
         if self.model_config is not None and not from_finetuned:
             config = BertConfig.from_dict(self.model_config, source="model_config")
             logger.info("pretraining from scratch: %s", config)
-            return self.model_class(config), None
-        from bertkit.weights.load import load_pretrained
+            net, report = BertForPreTraining(config), None
+        else:
+            from bertkit.weights.load import load_pretrained
 
-        return load_pretrained(model, self.model_class)
+            net, report = load_pretrained(model, BertForPreTraining)
+        if not self.next_sentence:
+            for name, param in net.named_parameters():
+                if name.startswith(("bert.pooler.", "nsp.")):
+                    param.requires_grad = False
+        return net, report
 
     # ---- examples and features -----------------------------------------------------------------------
     def example_from_dict(self, record: Mapping[str, Any], source: str = "") -> dict[str, Any]:
@@ -153,7 +160,7 @@ class PretrainingTask:
             batch["input_ids"], batch["token_type_ids"], batch["attention_mask"],
             masked_positions=batch["masked_positions"],
         )  # fmt: skip
-        if isinstance(out, Tensor):  # BertForMaskedLM
+        if isinstance(out, Tensor):  # a BertForMaskedLM passed in by the caller
             return PretrainingLogits(out, None)  # type: ignore[arg-type]
         return out
 

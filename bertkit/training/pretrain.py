@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import logging
+import shutil
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -26,7 +27,7 @@ from bertkit.tokenization import Tokenizer
 from bertkit.training.config import TrainConfig
 from bertkit.training.loop import evaluate, train
 from bertkit.weights.load import model_folder, resolve_model_path
-from bertkit.weights.vocab_extend import read_added_ids, word_embeddings
+from bertkit.weights.vocab_extend import ADDED_FILE, read_added_ids, word_embeddings
 
 logger = logging.getLogger(__name__)
 
@@ -62,7 +63,7 @@ def train_only_rows(model: nn.Module, rows: Sequence[int]) -> None:
         )
     table = word_embeddings(model).weight  # type: ignore[arg-type]
     for name, param in model.named_parameters():
-        param.requires_grad = param is table or not name.startswith("bert.")
+        param.requires_grad = param.requires_grad and (param is table or not name.startswith("bert."))
     keep = torch.zeros(table.shape[0], 1, dtype=table.dtype, device=table.device)
     keep[list(rows)] = 1.0
     table.register_hook(lambda grad: grad * keep.to(grad.device))
@@ -102,6 +103,7 @@ def pretrain(
 ) -> dict:
     """Train, save the model folder in output_dir, and return the report (held-out metrics before and after)."""
     tokenizer = _tokenizer(spec)
+    task = PretrainingTask(spec.next_sentence, _model_config(spec, tokenizer))
     shards = load_shards(spec.data, tokenizer)
     if shards.meta["config"]["max_seq_length"] > config.max_seq_length:
         config = config.replace(max_seq_length=shards.meta["config"]["max_seq_length"])
@@ -117,7 +119,6 @@ def pretrain(
         train_examples = train_examples[: spec.max_train_instances]
     if spec.max_dev_instances:
         dev_examples = dev_examples[: spec.max_dev_instances]
-    task = PretrainingTask(spec.next_sentence, _model_config(spec, tokenizer))
     model, load_report = task.build_model(spec.model or "")
     if spec.new_tokens_only:
         if spec.model_config is not None:
@@ -133,6 +134,10 @@ def pretrain(
         before, _ = evaluate(task, model, tokenizer, dev_examples, config, runtime)
         logger.info("held-out before training: %s", before)
     result = train(task, model, tokenizer, train_examples, dev_examples or None, config, output_dir, runtime)
+    if spec.model_config is None and runtime.is_main:
+        source = model_folder(resolve_model_path(spec.model))  # type: ignore[arg-type]
+        if (source / ADDED_FILE).is_file():  # the record of `bertkit vocab extend` travels with the weights
+            shutil.copyfile(source / ADDED_FILE, Path(output_dir) / ADDED_FILE)
     report = {
         "train_instances": len(train_examples),
         "dev_instances": len(dev_examples),
