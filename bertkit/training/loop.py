@@ -203,7 +203,8 @@ def train(
             logger.info("early stopping at step %d: %d evaluations without improvement", state.step, patience)
 
     model.train()
-    window_loss, window_examples, window_time = 0.0, 0, 0.0
+    window_loss = torch.zeros((), device=runtime.device)  # summed on the device: no sync per step
+    window_steps, window_examples, window_time = 0, 0, 0.0
     while state.step < total_steps and not state.stopped_early:
         plan = _plan(lengths, config, runtime, state.epoch)
         for micro_batches in plan[state.epoch_step :]:
@@ -225,7 +226,7 @@ def train(
                     loss = task.loss(outputs, batch)
                     weighted = loss * (len(mine) * runtime.world_size / n_step)
                     (scaler.scale(weighted) if scaler is not None else weighted).backward()
-                step_loss += loss.detach() * len(mine)
+                step_loss += loss.detach().float() * len(mine)
             if scaler is not None:
                 scaler.unscale_(optimizer)
             clip_gradients(model, config.max_grad_norm)
@@ -240,19 +241,28 @@ def train(
             seconds = time.perf_counter() - t0
             state.train_seconds += seconds
             state.examples_seen += n_step
-            window_loss += float(step_loss) / max(1, n_step // runtime.world_size)
+            window_loss += step_loss / max(
+                1, sum(len(b[runtime.rank :: runtime.world_size]) for b in micro_batches)
+            )
+            window_steps += 1
             window_examples += n_step
             window_time += seconds
             bar.update(1)
             if state.step % config.log_steps == 0 or state.step == total_steps:
-                n_logged = state.step % config.log_steps or config.log_steps
-                record = {"type": "train", "step": state.step, "epoch": state.epoch,
-                          "loss": window_loss / n_logged, "lr": optimizer.param_groups[0]["lr"],
+                mean_loss = float(window_loss) / window_steps
+                if not math.isfinite(mean_loss):
+                    raise ValueError(
+                        f"the training loss is {mean_loss} at step {state.step}: lower --lr, keep --max-grad-norm, "
+                        "or train in fp32"
+                    )
+                record = {"type": "train", "step": state.step, "epoch": state.epoch, "loss": mean_loss,
+                          "lr": optimizer.param_groups[0]["lr"],
                           "examples_per_second": window_examples / max(window_time, 1e-9)}  # fmt: skip
                 log.write(record)
                 bar.set_postfix(loss=f"{record['loss']:.4f}", lr=f"{record['lr']:.2e}",
                                 ex_s=f"{record['examples_per_second']:.1f}")  # fmt: skip
-                window_loss, window_examples, window_time = 0.0, 0, 0.0
+                window_loss.zero_()
+                window_steps, window_examples, window_time = 0, 0, 0.0
             end_of_epoch = state.epoch_step == len(plan)
             if dev_examples and (state.step % eval_every == 0 or state.step == total_steps or
                                  (config.eval_steps is None and end_of_epoch)):  # fmt: skip
