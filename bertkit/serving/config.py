@@ -33,6 +33,9 @@ class ServeConfig:
     onnx_file: str = _opt(
         "model.onnx", "ONNX graph inside the model folder for --backend onnx (e.g. model.int8.onnx)"
     )
+    device: str | None = _opt(
+        None, "torch backend: cpu, cuda or cuda:N (default: cuda when available, else cpu)"
+    )
     quantize: str | None = _opt(
         None, "torch backend only: int8 runs the linear layers with dynamic int8 quantization", ("int8",)
     )
@@ -47,7 +50,9 @@ class ServeConfig:
     max_length: int | None = _opt(
         None, "tokens per text the model reads (default: the folder's max_seq_length, else 512)"
     )
-    max_batch_tokens: int = _opt(16384, "token budget of one model batch: texts x longest text")
+    max_batch_tokens: int | None = _opt(
+        None, "token budget of one model batch, texts x longest text (default: 512 on CPU, 16384 on GPU)"
+    )
     max_batch_size: int = _opt(256, "most texts in one model batch")
     max_wait_ms: float = _opt(1.0, "how long the oldest queued text waits for more to fill a batch (ms)")
     max_queue: int = _opt(
@@ -65,7 +70,7 @@ class ServeConfig:
     def __post_init__(self) -> None:
         positive = ("port", "max_batch_tokens", "max_batch_size", "max_queue", "max_texts", "max_text_chars")
         for name in positive:
-            if getattr(self, name) < 1:
+            if getattr(self, name) is not None and getattr(self, name) < 1:
                 raise ValueError(f"{name} must be at least 1, got {getattr(self, name)}")
         if self.max_wait_ms < 0:
             raise ValueError(f"max_wait_ms must be >= 0, got {self.max_wait_ms}")

@@ -41,6 +41,7 @@ class Embedder:
         normalize: bool | None = None,
         last_layer_only: bool = False,
         pad_token_id: int = 0,
+        device: torch.device | str = "cpu",
     ):
         saved = read_feature_settings(folder)
         self.pooling = Pooling.parse(pooling) if pooling else (saved.pooling or Pooling.MEAN)
@@ -65,11 +66,12 @@ class Embedder:
         )
         self._encoder = encoder
         self._pad = pad_token_id
+        self._device = torch.device(device)
 
     def embed(self, encodings: list[Encoding]) -> list[np.ndarray]:
         """One (D,) vector per encoding, before normalisation (the route normalises per request)."""
         rows = [{"input_ids": e.ids, "token_type_ids": e.type_ids} for e in encodings]
-        batch = encoder_inputs(rows, self._pad)
+        batch = {k: v.to(self._device) for k, v in encoder_inputs(rows, self._pad).items()}
         need_all = self.layers != (-1,)
         with torch.inference_mode():
             if need_all:
@@ -81,7 +83,7 @@ class Embedder:
                 )
             else:
                 output = self._encoder(batch["input_ids"], batch["token_type_ids"], batch["attention_mask"])
-            vectors = pool(output, batch["attention_mask"], self.pooling, self.layers).float().numpy()
+            vectors = pool(output, batch["attention_mask"], self.pooling, self.layers).float().cpu().numpy()
         if self.whitening is not None:
             vectors = self.whitening.apply(vectors)
         return list(vectors)

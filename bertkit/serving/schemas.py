@@ -120,6 +120,7 @@ class InfoResponse(BaseModel):
     task: str | None = Field(description="The fine-tuned task family, or null for a plain encoder.")
     labels: list[str] | None
     backend: str
+    device: str
     routes: list[str]
     pooling: str
     normalize: bool

@@ -50,6 +50,7 @@ def test_flag_beats_env_beats_default():
         ({"BERTKIT_BACKEND": "tf"}, "backend must be one of torch, onnx"),
         ({"BERTKIT_MAX_TEXTS": "100", "BERTKIT_MAX_QUEUE": "10"}, "max_texts .100. exceeds max_queue"),
         ({"BERTKIT_MAX_BATCH_TOKENS": "0"}, "max_batch_tokens must be at least 1"),
+        ({"BERTKIT_QUANTIZE": "int8", "BERTKIT_BACKEND": "onnx"}, "quantize applies to the torch backend"),
     ],
 )
 def test_bad_values_name_the_variable_and_the_fix(env, message):
