@@ -402,12 +402,21 @@ def main() -> int:
         proc = start([sys.executable, __file__, "--model", model, "--naive-server", str(port)], port, env)
         try:
             asyncio.run(run_load(port, warm, args.concurrency, args.phase_timeout))
+            naive_cpu = cpu_seconds(proc.pid)
             naive = asyncio.run(run_load(port, load, args.concurrency, args.phase_timeout))
+            naive_cpu = cpu_seconds(proc.pid) - naive_cpu
         finally:
             stop(proc)
         report("naive (transformers AutoModel, one request per forward)", naive)
         gain = (served.done / served.seconds) / (naive.done / naive.seconds)
-        print(f"batching gain (bertkit req/s / naive req/s): {gain:.2f}x (goal >= 3x)")
+        cpu_gain = (naive_cpu / max(naive.texts, 1)) / (server_cpu / max(served.texts, 1))
+        print(
+            f"naive server CPU: {naive_cpu:.1f} s ({1000 * naive_cpu / max(naive.texts, 1):.2f} ms per text)"
+        )
+        print(
+            f"batching gain (bertkit req/s / naive req/s): {gain:.2f}x (goal >= 3x); "
+            f"in CPU per text: {cpu_gain:.2f}x"
+        )
     return 0 if served.failures == 0 else 1
 
 

@@ -296,3 +296,32 @@ def test_encode_uses_the_folders_saved_feature_choice(tmp_path, tiny_dir, serve,
     assert info["pooling"] == "first_last_avg" and info["normalize"] is True
     np.testing.assert_allclose(got, want, atol=1e-5)
     np.testing.assert_allclose(raw / np.linalg.norm(raw, axis=1, keepdims=True), want, atol=1e-5)
+
+
+@pytest.mark.parametrize("kind", ["encoder", "classification", "qa", "tagging"])
+def test_every_route_for_every_model_kind(request, kind, serve, http):
+    folder = request.getfixturevalue(
+        {
+            "encoder": "encoder_dir",
+            "classification": "classifier_dir",
+            "qa": "qa_dir",
+            "tagging": "tagger_dir",
+        }[kind]
+    )
+    with serve(ServeConfig(model=str(folder))) as url, http(url) as c:
+        assert c.get("/health").json() == {"status": "ok"}
+        info = c.get("/info").json()
+        assert info["task"] == (None if kind == "encoder" else kind)
+        assert (
+            c.post("/tokenize", json={"texts": ["who is here?"]}).json()["tokens"][0]["tokens"][0] == "[CLS]"
+        )
+        assert len(c.post("/encode", json={"texts": ["who is here?"]}).json()["embeddings"][0]) == 32
+        pairs = None if kind == "tagging" else ["nobody is here ."]
+        predict = c.post("/predict", json={"texts": ["who is here?"], "text_pairs": pairs})
+        if kind == "encoder":
+            assert predict.status_code == 404
+        else:
+            assert predict.status_code == 200 and len(predict.json()["predictions"]) == 1
+        assert c.get("/docs").status_code == 200 and "/encode" in c.get("/openapi.json").json()["paths"]
+        text = c.get("/metrics").text
+    assert metric(text, "bertkit_requests_total", route="/encode", status="200") == 1
