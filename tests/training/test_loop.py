@@ -15,6 +15,7 @@ from bertkit.tokenization import Tokenizer
 from bertkit.training.checkpoint import list_checkpoints, save_checkpoint
 from bertkit.training.config import TrainConfig
 from bertkit.training.loop import evaluate, train
+from bertkit.training.optim import build_optimizer
 
 FAST = dict(max_seq_length=32, progress=False, log_steps=5, eval_batch_size=32)
 
@@ -159,7 +160,7 @@ def test_resume_refuses_other_options(toy, tiny_model_dir: Path, tmp_path: Path)
     config = TrainConfig(epochs=1, batch_size=8, **FAST)
     from bertkit.training.checkpoint import TrainState
 
-    opt = torch.optim.AdamW(model.parameters())
+    opt = build_optimizer(model, lr=config.lr, weight_decay=config.weight_decay)  # the engine's param groups
     save_checkpoint(tmp_path, model, opt, TrainState(step=3, num_features=16), config, [{}])
     (tmp_path / "checkpoints" / ".tmp-step-00000009-1").mkdir()  # a half-written one is ignored
     assert [p.name for p in list_checkpoints(tmp_path)] == ["step-00000003"]
