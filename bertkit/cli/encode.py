@@ -55,7 +55,10 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--header", action=argparse.BooleanOptionalAction, default=None,
                    help="the TSV's first line names its columns")  # fmt: skip
     p.add_argument("--max-length", type=int, help="truncate texts to this many tokens (default: the model's)")
-    p.add_argument("--batch-size", type=int, default=32)
+    p.add_argument("--batch-size", type=int, help="at most this many texts per batch (default: no cap)")
+    p.add_argument(
+        "--max-batch-tokens", type=int, default=8192, help="padded tokens per batch (default 8192)"
+    )
     p.add_argument("--device", help="cpu, cuda, ... (default: CUDA when available)")
     p.add_argument(
         "--progress", action=argparse.BooleanOptionalAction, default=True, help="show a progress bar"
@@ -78,7 +81,8 @@ class EncodeConfig:
     text_pair: int | str | None = None
     header: bool | None = None
     max_length: int | None = None
-    batch_size: int = 32
+    batch_size: int | None = None
+    max_batch_tokens: int | None = 8192
     device: str | None = None
     progress: bool = True
 
@@ -97,7 +101,7 @@ def run(args: argparse.Namespace) -> int:
     inputs = read_inputs(c.input, c.text, c.text_pair, c.header)
     extractor = FeatureExtractor.from_pretrained(
         c.model, pooling=c.pooling, layers=None if c.tokens else c.layers, normalize=c.normalize,
-        whitening=c.whitening, max_length=c.max_length, device=c.device,
+        whitening=c.whitening, max_length=c.max_length, device=c.device, max_batch_tokens=c.max_batch_tokens,
     )  # fmt: skip
     if c.fit_whitening:
         if inputs.text_pairs is not None:

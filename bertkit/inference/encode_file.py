@@ -110,7 +110,7 @@ def encode_file(
     inputs: EncodeInputs,
     output: str | Path,
     *,
-    batch_size: int = 32,
+    batch_size: int | None = None,
     token_layers: tuple[int, ...] | None = None,
     show_progress: bool = False,
 ) -> Path:
@@ -155,7 +155,7 @@ def _write_tokens(
     extractor: FeatureExtractor,
     inputs: EncodeInputs,
     output: Path,
-    batch_size: int,
+    batch_size: int | None,
     layers: tuple[int, ...],
     show_progress: bool,
 ) -> Path:
