@@ -143,6 +143,11 @@ class Predictor:
         tokenizer = Tokenizer.from_pretrained(folder)
         dev = torch.device(device) if device else torch.device("cuda" if torch.cuda.is_available() else "cpu")
         length = max_seq_length or int(info.get("max_seq_length", 128))
+        positions = getattr(getattr(model, "config", None), "max_position_embeddings", length)
+        if length > positions:
+            raise ValueError(
+                f"max_seq_length {length} exceeds the model's max_position_embeddings {positions}"
+            )
         return cls(task, model, tokenizer, length, batch_size, dev)
 
     def examples(self, inputs: Sequence[Mapping[str, Any]], source: str = "input") -> list[Any]:

@@ -193,16 +193,20 @@ class ClassificationTask:
 
     # ---- features ------------------------------------------------------------------------------------
     def _target(self, label: Any) -> int | float | list[float] | None:
+        """The training target of a label; None for no label, or one check() would reject (prediction inputs)."""
         if label is None:
             return None
-        if self.regression:
-            return float(label)
-        if self.multi_label:
-            hot = [0.0] * len(self._index)
-            for n in self.label_names(label):
-                hot[self._index[n]] = 1.0
-            return hot
-        return self._index[str(label)]
+        try:
+            if self.regression:
+                return float(label)
+            if self.multi_label:
+                hot = [0.0] * len(self._index)
+                for n in self.label_names(label):
+                    hot[self._index[n]] = 1.0
+                return hot
+            return self._index[str(label)]
+        except (KeyError, TypeError, ValueError):
+            return None
 
     def features_batch(
         self, examples: Sequence[TextExample], tokenizer: Tokenizer, max_seq_length: int

@@ -119,6 +119,12 @@ def train(
     rt_mod.seed_everything(config.seed)
     if not train_examples:
         raise ValueError("no training examples: the training data is empty after validation")
+    positions = getattr(getattr(model, "config", None), "max_position_embeddings", None)
+    if positions is not None and config.max_seq_length > positions:
+        raise ValueError(
+            f"max_seq_length {config.max_seq_length} exceeds the model's max_position_embeddings {positions}; "
+            f"pass --max-seq-length {positions} or less (use --window-stride for longer documents)"
+        )
     features = featurize(task, train_examples, tokenizer, config.max_seq_length)
     lengths = [len(f["input_ids"]) for f in features]
     dev_features = featurize(task, dev_examples, tokenizer, config.max_seq_length) if dev_examples else None

@@ -181,3 +181,10 @@ def test_config_is_strict(tmp_path: Path) -> None:
         from bertkit.runtime import start
 
         start("cpu", "fp16")
+
+
+def test_max_seq_length_beyond_the_model_is_refused(tiny_model_dir: Path, tmp_path: Path, toy) -> None:  # noqa: ANN001
+    task, model, tok = _setup(tiny_model_dir)
+    config = TrainConfig(epochs=1, batch_size=8, progress=False, max_seq_length=128)
+    with pytest.raises(ValueError, match="max_seq_length 128 exceeds the model's max_position_embeddings 64"):
+        train(task, model, tok, toy(8, 0), None, config, tmp_path)
