@@ -63,6 +63,9 @@ def parse() -> argparse.Namespace:
     p.add_argument("--only", choices=["bertkit", "trainer"], help=argparse.SUPPRESS)
     p.add_argument("--result", help=argparse.SUPPRESS)
     p.add_argument("--skip", choices=["bertkit", "trainer"], help="run only the other framework")
+    p.add_argument("--parallel", action="store_true",
+                   help="train both at the same time (use with --threads 1): on a shared machine both then see the "
+                   "same load, which sequential runs do not")  # fmt: skip
     return p.parse_args()
 
 
@@ -180,16 +183,19 @@ def child(args: argparse.Namespace) -> None:
     Path(args.result).write_text(json.dumps(result))
 
 
-def launch(which: str, argv: list[str]) -> dict | None:
-    """Run one framework in a child process; None (after its traceback) when it fails."""
-    with tempfile.TemporaryDirectory() as tmp:
-        path = Path(tmp) / "result.json"
-        cmd = [sys.executable, __file__, *argv, "--only", which, "--result", str(path)]
-        env = {**os.environ, "TOKENIZERS_PARALLELISM": "false"}
-        if subprocess.run(cmd, env=env).returncode != 0:
-            print(f"{which} failed (see above)", flush=True)
-            return None
-        return json.loads(path.read_text())
+def start(which: str, argv: list[str], tmp: Path) -> tuple[subprocess.Popen, Path]:
+    """One framework in a child process, writing its figures to a JSON file."""
+    path = tmp / f"{which}.json"
+    cmd = [sys.executable, __file__, *argv, "--only", which, "--result", str(path)]
+    return subprocess.Popen(cmd, env={**os.environ, "TOKENIZERS_PARALLELISM": "false"}), path
+
+
+def collect(which: str, proc: subprocess.Popen, path: Path) -> dict | None:
+    """The child's figures; None (after its traceback) when it failed."""
+    if proc.wait() != 0:
+        print(f"{which} failed (see above)", flush=True)
+        return None
+    return json.loads(path.read_text())
 
 
 def report_line(name: str, precision: str, r: dict) -> str:
@@ -203,16 +209,19 @@ def main() -> None:
     if args.only:
         child(args)
         return
-    argv = [a for a in sys.argv[1:]]
+    argv = [a for a in sys.argv[1:] if a != "--parallel"]
     results = {}
-    for which in ("bertkit", "trainer"):
-        if args.skip != which:
+    names = [w for w in ("bertkit", "trainer") if args.skip != w]
+    with tempfile.TemporaryDirectory() as tmp:
+        running = []
+        for which in names:
             print(f"--- training with {which} ...", flush=True)
-            result = launch(which, argv)
-            if result is not None:
-                results[which] = result
-                precision = args.precision if which == "bertkit" else args.trainer_precision
-                print(report_line(which, precision, result), flush=True)
+            running.append((which, *start(which, argv, Path(tmp))))
+            if not args.parallel:
+                results[which] = collect(*running.pop())
+        for job in running:
+            results[job[0]] = collect(*job)
+    results = {k: v for k, v in results.items() if v is not None}
     print(f"\nSST-2: first {args.examples} training examples, {args.epochs:g} epoch(s), batch {args.batch_size}, "
           f"lr {args.lr:g}, max length {args.max_seq_length}, seed {args.seed}; dev 872 sentences")  # fmt: skip
     for name, r in results.items():
