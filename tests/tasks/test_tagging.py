@@ -334,14 +334,16 @@ def _cli(*args: str) -> subprocess.CompletedProcess:
 
 @pytest.mark.slow
 @pytest.mark.parametrize(
-    ("preset", "train_file", "dev_file", "head"),
+    ("preset", "train_file", "dev_file", "options"),
     [
-        ("msra", "msra/train.txt.gz", "msra/test.txt", "crf"),
-        ("peoples_daily", "peoples_daily/example.dev", "peoples_daily/example.test", "lstm_crf"),
+        ("msra", "msra/train.txt.gz", "msra/test.txt", {"head": "crf"}),
+        # the base lr (2e-3, for a random tiny model) is already high: the LSTM gets 5x, not the default 100x
+        ("peoples_daily", "peoples_daily/example.dev", "peoples_daily/example.test",
+         {"head": "lstm_crf", "head_lr_scale": 5}),
     ],
-)
+)  # fmt: skip
 def test_chinese_cli_train_and_predict(
-    tmp_path_factory, models_dir, data_dir, preset, train_file, dev_file, head
+    tmp_path_factory, models_dir, data_dir, preset, train_file, dev_file, options
 ):
     """A tiny random BERT (hidden 64, 2 layers) with the real bert-base-chinese vocab, trained through
     `bertkit train` on 1000 sentences for 6 epochs (lr 2e-3, max_seq_length 64, scored on 300), then `bertkit predict` on
@@ -358,12 +360,11 @@ def test_chinese_cli_train_and_predict(
     run = _cli("train", "--task", preset, "--train-file", str(tmp / "train.txt"), "--dev-file", str(tmp / "dev.txt"),
                "--model", str(model), "--output-dir", str(out), "--epochs", "6", "--batch-size", "16", "--lr", "2e-3",
                "--max-seq-length", "64", "--num-threads", "1", "--no-progress", "--task-options",
-               json.dumps({"head": head}))  # fmt: skip
+               json.dumps(options))  # fmt: skip
     assert run.returncode == 0, run.stderr[-3000:]
     metrics = json.loads((out / "metrics.json").read_text())
-    assert metrics["f1"] > 0.1, (
-        metrics
-    )  # it learned something: measured 0.28 (MSRA, crf), 0.21 (PD, lstm_crf)
+    # it learned something: measured dev F1 0.287 (MSRA, crf) and 0.263 (People's Daily, lstm_crf)
+    assert metrics["f1"] > 0.1, metrics
     texts = [ZH, "新华社北京电，江泽民主席在人民大会堂会见美国ＩＢＭ公司总裁。"]
     lines = "".join(json.dumps({"text": t}, ensure_ascii=False) + "\n" for t in texts)
     (tmp / "in.jsonl").write_text(lines, encoding="utf-8")
