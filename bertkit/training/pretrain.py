@@ -105,8 +105,8 @@ def pretrain(
     tokenizer = _tokenizer(spec)
     task = PretrainingTask(spec.next_sentence, _model_config(spec, tokenizer))
     shards = load_shards(spec.data, tokenizer)
-    if shards.meta["config"]["max_seq_length"] > config.max_seq_length:
-        config = config.replace(max_seq_length=shards.meta["config"]["max_seq_length"])
+    # instances were cut to this length when the shards were written; padding to anything else is waste
+    config = config.replace(max_seq_length=shards.meta["config"]["max_seq_length"])
     if spec.dev_data is not None:
         train_rows, dev_examples = None, shard_examples(load_shards(spec.dev_data, tokenizer))
     elif spec.dev_fraction:
