@@ -44,7 +44,7 @@ def run(args: argparse.Namespace) -> int:
         fields["header"] = args.header
     task_name = args.task or predictor.task.name
     spec = DataSpec(task=task_name, data_dir=args.data_dir, dev_file=args.dev_file, dev_split=args.split,
-                    fields={"text": "text", "label": "label", **fields}, task_options=predictor.task.to_json(),
+                    fields=fields, task_options=predictor.task.to_json(),
                     rejects=args.rejects)  # fmt: skip
     if spec.is_preset:
         spec = dataclasses.replace(spec, fields={})

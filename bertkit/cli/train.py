@@ -183,9 +183,6 @@ def run(args: argparse.Namespace) -> int:
     if not options.get("output_dir"):
         raise ValueError("--output-dir is required: the folder that will hold the fine-tuned model")
     spec = spec_from_dict(data, "bertkit train")
-    if not spec.is_preset:
-        spec.fields.setdefault("text", "text")
-        spec.fields.setdefault("label", "label")
     config = TrainConfig.from_dict(train_options, "bertkit train")
     seeds = options.get("seeds")
     if isinstance(seeds, str):

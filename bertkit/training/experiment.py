@@ -60,13 +60,25 @@ class Data:
     test: list[Any]
 
 
-def reader_for(path: str | Path, reader: str | None) -> str:
+# family -> (reader for .json/.jsonl files, reader for anything else); --reader overrides
+_FAMILY_READERS = {
+    "classification": ("jsonl", "tsv"),
+    "tagging": ("tagged_jsonl", "conll"),
+    "qa": ("squad", "squad"),
+    "multiple_choice": ("choice_jsonl", "swag"),
+}
+# column / field names a text-classification file has unless the run names others
+_DEFAULT_FIELDS = {"text": "text", "label": "label"}
+
+
+def reader_for(path: str | Path, reader: str | None, family: str = "classification") -> str:
     if reader:
         if reader not in READERS:
             raise ValueError(f"unknown reader {reader!r}; readers: {', '.join(sorted(READERS))}")
         return reader
     name = str(path).removesuffix(".gz")
-    return "jsonl" if name.endswith((".jsonl", ".json")) else "tsv"
+    json_reader, other = _FAMILY_READERS.get(family, _FAMILY_READERS["classification"])
+    return json_reader if name.endswith((".jsonl", ".json")) else other
 
 
 def _read(spec: DataSpec, split: str, path: str | None) -> list[Any] | None:
@@ -79,13 +91,16 @@ def _read(spec: DataSpec, split: str, path: str | None) -> list[Any] | None:
         return read_split(preset, spec.data_dir, split)
     if path is None:
         return None
-    fields = dict(spec.fields)
-    reader = reader_for(path, spec.reader)
-    if split == "test":  # predictions need no label: an unlabelled test file is fine
-        if reader == "jsonl":
-            fields["label_optional"] = True
-        else:
-            fields["label"] = None
+    reader = reader_for(path, spec.reader, spec.task.lower())
+    if reader in ("tsv", "csv", "jsonl"):
+        fields = {**_DEFAULT_FIELDS, **spec.fields}
+        if split == "test":  # predictions need no label: an unlabelled test file is fine
+            if reader == "jsonl":
+                fields["label_optional"] = True
+            else:
+                fields["label"] = None
+    else:
+        fields = dict(spec.fields)
     return list(READERS[reader](Path(path), **fields))
 
 

@@ -226,3 +226,29 @@ def test_chinese_preset_with_a_tiny_model(data_dir: Path, models_dir: Path, tmp_
     assert json.loads(predictions[0])["source"].endswith("test.tsv:2")
     tok = Tokenizer.from_pretrained(out)
     assert tok.tokenize("选择珠江花园的原因") == list("选择珠江花园的原因")
+
+
+def test_generic_families_pick_their_reader_from_the_file(model_dir: Path, tmp_path: Path) -> None:
+    """--task tagging with CoNLL files and --task multiple_choice with JSONL: no classification column defaults
+    leak into other families; bertkit eval with no --task reads the family from the model folder."""
+    sentences = [("John lives in Paris".split(), ["B-PER", "O", "O", "B-LOC"]),
+                 ("Mary visited Berlin".split(), ["B-PER", "O", "B-LOC"])] * 20  # fmt: skip
+    conll = "".join("".join(f"{w} {t}\n" for w, t in zip(ws, ts, strict=True)) + "\n" for ws, ts in sentences)
+    (tmp_path / "train.conll").write_text(conll, encoding="utf-8")
+    out = tmp_path / "tagger"
+    assert main(["train", "--task", "tagging", "--train-file", str(tmp_path / "train.conll"),
+                 "--dev-file", str(tmp_path / "train.conll"), "--model", str(model_dir), "--output-dir", str(out),
+                 "--epochs", "2", *FAST]) == 0  # fmt: skip
+    info = json.loads((out / "bertkit.json").read_text())
+    assert info["task"] == "tagging" and {"O", "B-PER", "B-LOC", "I-PER", "I-LOC"} == set(info["options"]["labels"])  # BIO completed
+    report = tmp_path / "eval.json"
+    assert main(["eval", "--model", str(out), "--dev-file", str(tmp_path / "train.conll"), "--output",
+                 str(report)]) == 0  # fmt: skip
+    assert json.loads(report.read_text())["f1"] == pytest.approx(json.loads((out / "metrics.json").read_text())["f1"])
+
+    rows = [{"context": "A cat", "question": "is a", "choices": ["animal", "rock"], "label": 0}] * 16
+    (tmp_path / "mc.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows), encoding="utf-8")
+    out = tmp_path / "mc"
+    assert main(["train", "--task", "multiple_choice", "--train-file", str(tmp_path / "mc.jsonl"), "--dev-file",
+                 str(tmp_path / "mc.jsonl"), "--model", str(model_dir), "--output-dir", str(out), *FAST]) == 0  # fmt: skip
+    assert json.loads((out / "metrics.json").read_text())["total"] == 16
