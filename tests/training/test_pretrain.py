@@ -30,7 +30,7 @@ def test_continued_pretraining_lowers_held_out_loss_tiny(tmp_path, fixtures_dir,
         [data_dir / "mlm_corpus/bert_sample_text.txt"], tmp_path / "shards", tokenizer, data
     )
     spec = PretrainSpec(data=str(tmp_path / "shards"), model=str(tiny), dev_fraction=0.34)
-    report = pretrain(spec, _config(max_steps=40, lr=3e-3, eval_steps=20), tmp_path / "out")
+    report = pretrain(spec, _config(max_steps=40, lr=3e-3, eval_steps=40), tmp_path / "out")
     assert report["initialized"] == [] and report["dev_instances"] > 10
     assert report["after"]["mlm_loss"] < report["before"]["mlm_loss"] - 0.5
     assert report["after"]["perplexity"] < report["before"]["perplexity"]
@@ -107,7 +107,7 @@ def test_continued_pretraining_of_minilm_on_news_lowers_held_out_mlm_loss(tmp_pa
 @pytest.mark.slow
 def test_tiny_chinese_model_from_scratch_with_whole_word_masking(tmp_path, data_dir, models_dir):
     """A 2-layer, hidden-64 model with the bert-base-chinese vocab, from scratch on 150 CLUECorpusSmall documents
-    (jieba whole-word masking, max_seq_length 64): 60 steps (batch 16, lr 2e-3) lower the held-out MLM loss and
+    (jieba whole-word masking, max_seq_length 64): 40 steps (batch 16, lr 3e-3) lower the held-out MLM loss and
     raise its accuracy."""
     pytest.importorskip("jieba")
     lines, docs = [], 0
@@ -129,7 +129,7 @@ def test_tiny_chinese_model_from_scratch_with_whole_word_masking(tmp_path, data_
     (tmp_path / "config.json").write_text(json.dumps(config))
     spec = PretrainSpec(data=str(tmp_path / "shards"), model=None, model_config=str(tmp_path / "config.json"),
                         vocab=str(vocab), do_lower_case=True, dev_fraction=0.1, max_dev_instances=64)  # fmt: skip
-    report = pretrain(spec, _config(max_steps=60, batch_size=16, lr=2e-3, eval_steps=60), tmp_path / "out")
+    report = pretrain(spec, _config(max_steps=40, batch_size=16, lr=3e-3, eval_steps=40), tmp_path / "out")
     assert report["initialized"] == "all (from scratch)"
     assert report["after"]["mlm_loss"] < report["before"]["mlm_loss"] - 2.0, report
     assert report["after"]["mlm_accuracy"] > report["before"]["mlm_accuracy"] + 0.03

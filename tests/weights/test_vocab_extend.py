@@ -152,7 +152,7 @@ def test_new_tokens_only_needs_an_extended_model(tmp_path, fixtures_dir):
 
 @pytest.mark.slow
 def test_minilm_vocabulary_extension_with_a_short_mlm_run(tmp_path, minilm_dir, data_dir):
-    """all-MiniLM-L6-v2 + 4 domain words, 12 MLM steps on the new rows (and the new MLM head): the words tokenize
+    """all-MiniLM-L6-v2 + 4 domain words, 6 MLM steps on the new rows (and the new MLM head): the words tokenize
     whole, and the encoder gives bit-identical outputs on 64 SST-2 dev sentences that do not contain them."""
     words = ["bertkit", "covid", "lidar", "biobert"]
     tokenizer = Tokenizer.from_pretrained(minilm_dir)
@@ -163,7 +163,7 @@ def test_minilm_vocabulary_extension_with_a_short_mlm_run(tmp_path, minilm_dir, 
     assert not any(w in s for w in words for s in sentences)
     assert main(["vocab", "extend", "--model", str(minilm_dir), "--output-dir", str(tmp_path / "ext"),
                  *[x for w in words for x in ("--word", w)]]) == 0  # fmt: skip
-    trained_dir = _short_mlm_run(tmp_path / "ext", words, tmp_path, steps=12, lr=1e-3)
+    trained_dir = _short_mlm_run(tmp_path / "ext", words, tmp_path, steps=6, lr=1e-3)
     extended = Tokenizer.from_pretrained(trained_dir)
     assert extended.vocab_size == tokenizer.vocab_size  # all four went into [unusedN] slots
     assert extended.tokenize("lidar and covid data for bertkit") == [
