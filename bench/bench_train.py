@@ -7,6 +7,7 @@ max length 128, seed 1, linear decay without warmup or weight decay (Trainer's d
     python bench/bench_train.py                      # both, fp32 for both
     python bench/bench_train.py --precision bf16     # bertkit with bf16 autocast (Trainer stays fp32)
     python bench/bench_train.py --trainer-precision bf16
+    python bench/bench_train.py --seeds 1,2,3             # both per seed, then mean ± std
 
 Prints examples/second for both (training steps only: bertkit's step time, the Trainer's train_runtime), their
 ratio (also by the whole train() call), peak RSS and both dev accuracies; on CUDA also the model FLOPs utilisation
@@ -49,6 +50,8 @@ def parse() -> argparse.Namespace:
     p.add_argument("--lr", type=float, default=5e-5)
     p.add_argument("--max-seq-length", type=int, default=128)
     p.add_argument("--seed", type=int, default=1)
+    p.add_argument("--seeds", help="comma list: repeat both runs per seed and print mean ± std (seed variance is "
+                   "about a point on this recipe, so equal accuracy needs several seeds)")  # fmt: skip
     p.add_argument(
         "--precision", default="fp32", choices=["fp32", "bf16", "fp16"], help="bertkit's precision"
     )
@@ -204,34 +207,63 @@ def report_line(name: str, precision: str, r: dict) -> str:
             f"dev accuracy {r['accuracy']:.4f}  ({r['threads']} threads)")  # fmt: skip
 
 
-def main() -> None:
-    args = parse()
-    if args.only:
-        child(args)
-        return
-    argv = [a for a in sys.argv[1:] if a != "--parallel"]
+def run_seed(args: argparse.Namespace, seed: int) -> dict[str, dict]:
+    """Both frameworks (one after the other, or together with --parallel) with this seed."""
+    argv, skip = [], False
+    for a in sys.argv[1:]:
+        if skip:
+            skip = False
+        elif a in ("--seeds", "--seed"):
+            skip = True
+        elif a != "--parallel" and not a.startswith(("--seeds=", "--seed=")):
+            argv.append(a)
+    argv += ["--seed", str(seed)]
     results = {}
     names = [w for w in ("bertkit", "trainer") if args.skip != w]
     with tempfile.TemporaryDirectory() as tmp:
         running = []
         for which in names:
-            print(f"--- training with {which} ...", flush=True)
+            print(f"--- training with {which}, seed {seed} ...", flush=True)
             running.append((which, *start(which, argv, Path(tmp))))
             if not args.parallel:
                 results[which] = collect(*running.pop())
         for job in running:
             results[job[0]] = collect(*job)
-    results = {k: v for k, v in results.items() if v is not None}
+    return {k: v for k, v in results.items() if v is not None}
+
+
+def mean_std(values: list[float]) -> tuple[float, float]:
+    m = sum(values) / len(values)
+    return m, (sum((v - m) ** 2 for v in values) / max(len(values) - 1, 1)) ** 0.5
+
+
+def main() -> None:
+    args = parse()
+    if args.only:
+        child(args)
+        return
+    seeds = [int(x) for x in args.seeds.split(",")] if args.seeds else [args.seed]
+    runs = {seed: run_seed(args, seed) for seed in seeds}
     print(f"\nSST-2: first {args.examples} training examples, {args.epochs:g} epoch(s), batch {args.batch_size}, "
-          f"lr {args.lr:g}, max length {args.max_seq_length}, seed {args.seed}; dev 872 sentences")  # fmt: skip
-    for name, r in results.items():
-        print(report_line(name, args.precision if name == "bertkit" else args.trainer_precision, r))
-    if len(results) == 2:
-        b, t = results["bertkit"], results["trainer"]
-        print(f"throughput ratio bertkit / Trainer: {b['examples_per_second'] / t['examples_per_second']:.2f}x "
-              f"({t['wall_seconds'] / b['wall_seconds']:.2f}x by the whole train() call, bertkit's tokenization "
-              f"included); accuracy difference {100 * (b['accuracy'] - t['accuracy']):+.1f} points")  # fmt: skip
-    b = results.get("bertkit")
+          f"lr {args.lr:g}, max length {args.max_seq_length}; dev 872 sentences")  # fmt: skip
+    for seed, results in runs.items():
+        for name, r in results.items():
+            print(f"seed {seed}  " + report_line(name, args.precision if name == "bertkit" else args.trainer_precision, r))
+        if len(results) == 2:
+            b, t = results["bertkit"], results["trainer"]
+            print(f"seed {seed}  throughput ratio bertkit / Trainer: {b['examples_per_second'] / t['examples_per_second']:.2f}x "
+                  f"({t['wall_seconds'] / b['wall_seconds']:.2f}x by the whole train() call, bertkit's tokenization "
+                  f"included); accuracy difference {100 * (b['accuracy'] - t['accuracy']):+.1f} points")  # fmt: skip
+    complete = [r for r in runs.values() if len(r) == 2]
+    if len(complete) > 1:
+        for name in ("bertkit", "trainer"):
+            acc, speed = (mean_std([r[name][k] for r in complete]) for k in ("accuracy", "examples_per_second"))
+            print(f"{name:8s} over {len(complete)} seeds: dev accuracy {acc[0]:.4f} ± {acc[1]:.4f}, "
+                  f"{speed[0]:.1f} ± {speed[1]:.1f} examples/s")  # fmt: skip
+        ratio = mean_std([r["bertkit"]["examples_per_second"] / r["trainer"]["examples_per_second"] for r in complete])
+        diff = mean_std([100 * (r["bertkit"]["accuracy"] - r["trainer"]["accuracy"]) for r in complete])
+        print(f"mean throughput ratio {ratio[0]:.2f}x; mean accuracy difference {diff[0]:+.2f} ± {diff[1]:.2f} points")
+    b = next((r["bertkit"] for r in runs.values() if "bertkit" in r), None)
     if b and b.get("gpu"):
         peak = args.peak_tflops or next((v for k, v in PEAK_TFLOPS.items() if k in b["gpu"]), None)
         achieved = b["tokens_per_epoch"] * args.epochs * b["flops_per_token"] / b["train_seconds"] / 1e12
