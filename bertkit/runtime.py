@@ -165,3 +165,32 @@ def compile_for_inference(model: torch.nn.Module) -> torch.nn.Module:
     inductor_config.freezing = True
     model.eval()
     return torch.compile(model, dynamic=True)
+
+
+def compile_encoder(model: torch.nn.Module, warm_up: bool = True) -> torch.nn.Module:
+    """compile_for_inference for a BertModel, then (warm_up) one call per shape family so that no caller pays
+    the compile time later: batch 1 and batch 2 (dynamic shapes specialise size 1), each unpadded and padded.
+
+    A head model (BertFor*) keeps its head eager and gets its `bert` encoder compiled in place; the same
+    module is returned. Needs a C++ compiler on the machine (inductor) and takes tens of seconds.
+    """
+    encoder = getattr(model, "bert", model)
+    compiled = compile_for_inference(encoder)
+    if warm_up:
+        device = next(encoder.parameters()).device
+        ids = torch.arange(1, 17, device=device).remainder(encoder.config.vocab_size).view(2, 8)
+        types = torch.zeros_like(ids)
+        padded = torch.ones_like(ids)
+        padded[1, 5:] = 0
+        with torch.inference_mode():
+            for rows in (1, 2):
+                for mask in (torch.ones_like(ids), padded):
+                    if rows == 1 and mask is padded:
+                        mask = mask.clone()
+                        mask[0, 6:] = 0
+                    compiled(ids[:rows], types[:rows], mask[:rows])
+    if encoder is model:
+        return compiled
+    model.bert = compiled
+    return model
+

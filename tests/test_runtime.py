@@ -36,3 +36,36 @@ def test_compiled_encoder_matches_eager():
                 b.last_hidden_state[valid], a.last_hidden_state[valid], atol=1e-5, rtol=0
             )
             torch.testing.assert_close(b.pooled_output, a.pooled_output, atol=1e-5, rtol=0)
+
+
+@pytest.mark.slow
+def test_compile_encoder_in_feature_extractor_and_head_model(tmp_path):
+    """FeatureExtractor(compile=True) and a compiled head model give the eager vectors and logits; the warm-up
+    covers batch 1 and padded batches, so the calls below compile nothing new."""
+    from bertkit.inference.features import FeatureExtractor
+    from bertkit.model.heads import BertForSequenceClassification
+    from bertkit.runtime import compile_encoder
+    from bertkit.tokenization import Tokenizer
+
+    torch.manual_seed(0)
+    words = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]", *"the a film movie is was good bad very dull fun".split()]
+    (tmp_path / "vocab.txt").write_text("\n".join(words) + "\n")
+    tok = Tokenizer.from_vocab(tmp_path / "vocab.txt", do_lower_case=True)
+    config = BertConfig(vocab_size=len(words), hidden_size=32, num_hidden_layers=2, num_attention_heads=4,
+                        intermediate_size=37, max_position_embeddings=64)  # fmt: skip
+    texts = ["the film was good", "a very very dull movie is bad", "fun", "the movie was fun and good"]
+    eager = BertModel(config).eval()
+    twin = BertModel(config)
+    twin.load_state_dict(eager.state_dict())
+    plain = FeatureExtractor(eager, tok, "mean").encode(texts)
+    fast = FeatureExtractor(twin, tok, "mean", compile=True)
+    torch.testing.assert_close(torch.from_numpy(fast.encode(texts)), torch.from_numpy(plain), atol=1e-5, rtol=0)
+    torch.testing.assert_close(torch.from_numpy(fast.encode(texts[:1])), torch.from_numpy(plain[:1]), atol=1e-5, rtol=0)
+
+    head = BertForSequenceClassification(config.replace(labels=("a", "b", "c"))).eval()
+    batch = tok(texts, max_length=16)
+    with torch.inference_mode():
+        expected = head(batch["input_ids"], batch["token_type_ids"], batch["attention_mask"])
+        assert compile_encoder(head) is head and head.bert is not None
+        got = head(batch["input_ids"], batch["token_type_ids"], batch["attention_mask"])
+    torch.testing.assert_close(got, expected, atol=1e-5, rtol=0)

@@ -60,6 +60,8 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         "--max-batch-tokens", type=int, default=8192, help="padded tokens per batch (default 8192)"
     )
     p.add_argument("--device", help="cpu, cuda, ... (default: CUDA when available)")
+    p.add_argument("--compile", action="store_true", help="torch.compile the encoder first (tens of seconds, needs "
+                   "a C++ compiler): about 2x faster on CPU, worth it from a few thousand texts")  # fmt: skip
     p.add_argument(
         "--progress", action=argparse.BooleanOptionalAction, default=True, help="show a progress bar"
     )
@@ -84,6 +86,7 @@ class EncodeConfig:
     batch_size: int | None = None
     max_batch_tokens: int | None = 8192
     device: str | None = None
+    compile: bool = False
     progress: bool = True
 
 
@@ -102,6 +105,7 @@ def run(args: argparse.Namespace) -> int:
     extractor = FeatureExtractor.from_pretrained(
         c.model, pooling=c.pooling, layers=None if c.tokens else c.layers, normalize=c.normalize,
         whitening=c.whitening, max_length=c.max_length, device=c.device, max_batch_tokens=c.max_batch_tokens,
+        compile=c.compile,
     )  # fmt: skip
     if c.fit_whitening:
         if inputs.text_pairs is not None:

@@ -19,6 +19,8 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--batch-size", type=int, default=64)
     p.add_argument("--max-seq-length", type=int, help="default: the length the model was trained with")
     p.add_argument("--device", help="cpu, cuda, ... (default: CUDA when available)")
+    p.add_argument("--compile", action="store_true", help="torch.compile the encoder first (tens of seconds, needs a "
+                   "C++ compiler): about 2x faster on CPU for large inputs")  # fmt: skip
 
 
 def read_inputs(path: str) -> list[tuple[str, dict]]:
@@ -50,7 +52,7 @@ def run(args: argparse.Namespace) -> int:
     from bertkit.inference.predictor import Predictor
 
     predictor = Predictor.from_pretrained(args.model, batch_size=args.batch_size, device=args.device,
-                                          max_seq_length=args.max_seq_length)  # fmt: skip
+                                          max_seq_length=args.max_seq_length, compile=args.compile)  # fmt: skip
     inputs = read_inputs(args.input)
     examples = [predictor.examples([obj], source)[0] for source, obj in inputs]
     predictions = predictor.predict_examples(examples)

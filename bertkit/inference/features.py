@@ -29,7 +29,7 @@ from bertkit.inference.pooling import (
 )
 from bertkit.inference.whitening import Whitening, fit_whitening
 from bertkit.model.bert import BertModel
-from bertkit.runtime import pick_device
+from bertkit.runtime import compile_encoder, pick_device
 from bertkit.tokenization import Tokenizer
 from bertkit.weights.load import load_pretrained, model_folder, resolve_model_path
 
@@ -132,6 +132,7 @@ class FeatureExtractor:
         device: str | torch.device | None = None,
         dtype: torch.dtype | None = None,
         max_batch_tokens: int | None = DEFAULT_MAX_BATCH_TOKENS,
+        compile: bool = False,  # noqa: A002 - torch.compile's own name
     ):
         if tokenizer.vocab_size > model.config.vocab_size:
             raise ValueError(
@@ -144,6 +145,8 @@ class FeatureExtractor:
         self.max_length = min(max_length, model.config.max_position_embeddings)
         self.device = pick_device(None if device is None else str(device))
         self.model = model.to(self.device, dtype=dtype).eval()
+        # compile=True: torch.compile (runtime.compile_encoder) now, with its warm-up, so encode() never waits
+        self._net = compile_encoder(self.model) if compile else self.model
         self.tokenizer = tokenizer
         self.max_batch_tokens = max_batch_tokens
         self.whitening: Whitening | None = None
@@ -163,6 +166,7 @@ class FeatureExtractor:
         device: str | torch.device | None = None,
         dtype: torch.dtype | None = None,
         max_batch_tokens: int | None = DEFAULT_MAX_BATCH_TOKENS,
+        compile: bool = False,  # noqa: A002 - torch.compile's own name
     ) -> FeatureExtractor:
         """Load a model folder (or alias). Unset options come from the folder's saved choice.
 
@@ -196,6 +200,7 @@ class FeatureExtractor:
             device=device,
             dtype=dtype,
             max_batch_tokens=max_batch_tokens,
+            compile=compile,
         )
 
     # --- properties and settings -----------------------------------------------------------------
@@ -323,7 +328,7 @@ class FeatureExtractor:
         token_type_ids = _pad(types, 0).to(self.device)
         lengths = torch.tensor([len(r) for r in ids], device=self.device)
         mask = (torch.arange(input_ids.shape[1], device=self.device) < lengths[:, None]).long()
-        out = self.model(input_ids, token_type_ids, mask, output_hidden_states=need_all)
+        out = self._net(input_ids, token_type_ids, mask, output_hidden_states=need_all)
         return out, mask
 
     @torch.inference_mode()

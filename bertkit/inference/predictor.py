@@ -16,6 +16,7 @@ import torch
 from torch import nn
 
 from bertkit.data.collate import sorted_batches
+from bertkit.runtime import compile_encoder
 from bertkit.tasks import build_task
 from bertkit.tasks.base import Feature, Task
 from bertkit.tokenization import Tokenizer
@@ -123,8 +124,12 @@ class Predictor:
         batch_size: int = 64,
         device: str | None = None,
         max_seq_length: int | None = None,
+        compile: bool = False,  # noqa: A002 - torch.compile's own name
     ) -> Predictor:
-        """Rebuild the task from model_dir/bertkit.json, load the weights and the tokenizer."""
+        """Rebuild the task from model_dir/bertkit.json, load the weights and the tokenizer.
+
+        compile=True compiles the encoder (runtime.compile_encoder, with its warm-up) before returning.
+        """
         folder = Path(model_dir)
         info_path = folder / MODEL_INFO
         if not info_path.is_file():
@@ -148,7 +153,10 @@ class Predictor:
             raise ValueError(
                 f"max_seq_length {length} exceeds the model's max_position_embeddings {positions}"
             )
-        return cls(task, model, tokenizer, length, batch_size, dev)
+        predictor = cls(task, model, tokenizer, length, batch_size, dev)
+        if compile:
+            compile_encoder(predictor.model)
+        return predictor
 
     def examples(self, inputs: Sequence[Mapping[str, Any]], source: str = "input") -> list[Any]:
         """Input dicts -> the task's examples; a bad one raises ValueError naming its position and the reason."""

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import logging
+import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -100,6 +101,14 @@ class Backend:
             encoder = model if isinstance(model, BertModel) else getattr(model, "bert", None)
             if self.predictor is not None:
                 self.predictor.model = model
+        if config.compile:
+            started = time.perf_counter()
+            if isinstance(model, BertModel):
+                model = encoder = runtime.compile_encoder(model)
+            else:  # a head model: its encoder is compiled in place, the Embedder shares it
+                runtime.compile_encoder(model)
+                encoder = getattr(model, "bert", None)
+            logger.info("compiled the encoder in %.0f s", time.perf_counter() - started)
         if self.predictor is not None:
             self.task_name = self.predictor.task.name
         model_config = model.config

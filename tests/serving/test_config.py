@@ -51,6 +51,8 @@ def test_flag_beats_env_beats_default():
         ({"BERTKIT_MAX_TEXTS": "100", "BERTKIT_MAX_QUEUE": "10"}, "max_texts .100. exceeds max_queue"),
         ({"BERTKIT_MAX_BATCH_TOKENS": "0"}, "max_batch_tokens must be at least 1"),
         ({"BERTKIT_QUANTIZE": "int8", "BERTKIT_BACKEND": "onnx"}, "quantize applies to the torch backend"),
+        ({"BERTKIT_COMPILE": "true", "BERTKIT_QUANTIZE": "int8"}, "compile applies to the torch backend in full"),
+        ({"BERTKIT_COMPILE": "1", "BERTKIT_BACKEND": "onnx"}, "drop --quantize int8 or --compile"),
     ],
 )
 def test_bad_values_name_the_variable_and_the_fix(env, message):
