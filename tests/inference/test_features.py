@@ -216,9 +216,9 @@ def test_minilm_mean_and_cls_equal_sentence_transformers_and_transformers(minilm
 
 @pytest.mark.slow
 def test_logistic_regression_on_minilm_features_reaches_080_on_sst2_dev(minilm_dir, data_dir):
-    """The feature-based recipe: mean features of 2000 SST-2 training sentences -> logistic regression.
+    """The feature-based recipe: mean features of 8000 SST-2 training sentences -> logistic regression.
 
-    Choices: sst2_sentence/train.tsv (whole sentences) first 2000, GLUE SST-2 dev (872), the model's
+    Choices: sst2_sentence/train.tsv (whole sentences) first 8000 (measured 0.814; the first 2000 gave 0.806), GLUE SST-2 dev (872), the model's
     saved pooling (mean, L2-normalised), scikit-learn defaults (C=1).
     """
     linear_model = pytest.importorskip("sklearn.linear_model")
@@ -226,7 +226,8 @@ def test_logistic_regression_on_minilm_features_reaches_080_on_sst2_dev(minilm_d
     dev_texts, dev_labels = _sst2(data_dir / "glue/SST-2/dev.tsv", header=True)
     fx = FeatureExtractor.from_pretrained(minilm_dir, device="cpu")
     clf = linear_model.LogisticRegression(max_iter=2000).fit(
-        fx.encode(train_texts[:2000]), train_labels[:2000]
+        fx.encode(train_texts[:8000]), train_labels[:8000]
     )
     accuracy = clf.score(fx.encode(dev_texts), dev_labels)
+    print(f"logistic regression on MiniLM mean features, SST-2 dev accuracy {accuracy:.4f}")
     assert accuracy >= 0.80, accuracy
