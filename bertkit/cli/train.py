@@ -73,7 +73,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     d.add_argument("--dev-file")
     d.add_argument("--test-file")
     d.add_argument("--dev-split", help="preset split used for evaluation (default dev)")
-    d.add_argument("--reader", help="tsv, csv or jsonl (default: from the file name)")
+    d.add_argument("--reader", help="tsv, csv, jsonl, conll, tagged_jsonl, squad, swag, choice_jsonl, ... (default: by task family and file name)")
     d.add_argument(
         "--text", type=column, help="text column (0-based index or header name) or JSON field; default 'text'"
     )
