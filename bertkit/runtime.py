@@ -178,17 +178,20 @@ def compile_encoder(model: torch.nn.Module, warm_up: bool = True) -> torch.nn.Mo
     compiled = compile_for_inference(encoder)
     if warm_up:
         device = next(encoder.parameters()).device
-        ids = torch.arange(1, 17, device=device).remainder(encoder.config.vocab_size).view(2, 8)
-        types = torch.zeros_like(ids)
-        padded = torch.ones_like(ids)
-        padded[1, 5:] = 0
-        with torch.inference_mode():
-            for rows in (1, 2):
-                for mask in (torch.ones_like(ids), padded):
-                    if rows == 1 and mask is padded:
-                        mask = mask.clone()
-                        mask[0, 6:] = 0
-                    compiled(ids[:rows], types[:rows], mask[:rows])
+        # inputs made inside and outside inference_mode differ in dispatch keys, which dynamo guards on:
+        # FeatureExtractor builds them inside, the server outside; warm both so no live request compiles
+        for made_inside in (True, False):
+            with torch.inference_mode(made_inside):
+                ids = torch.arange(1, 17, device=device).remainder(encoder.config.vocab_size).view(2, 8)
+                types = torch.zeros_like(ids)
+                full = torch.ones_like(ids)
+                padded = full.clone()
+                padded[0, 6:] = 0
+                padded[1, 5:] = 0
+            with torch.inference_mode():
+                for rows in (1, 2):
+                    for mask in (full, padded):
+                        compiled(ids[:rows], types[:rows], mask[:rows])
     if encoder is model:
         return compiled
     model.bert = compiled

@@ -71,9 +71,9 @@ class Embedder:
     def embed(self, encodings: list[Encoding]) -> list[np.ndarray]:
         """One (D,) vector per encoding, before normalisation (the route normalises per request)."""
         rows = [{"input_ids": e.ids, "token_type_ids": e.type_ids} for e in encodings]
-        batch = {k: v.to(self._device) for k, v in encoder_inputs(rows, self._pad).items()}
         need_all = self.layers != (-1,)
-        with torch.inference_mode():
+        with torch.inference_mode():  # inputs made inside too: a compiled encoder guards on how they were made
+            batch = {k: v.to(self._device) for k, v in encoder_inputs(rows, self._pad).items()}
             if need_all:
                 output = self._encoder(
                     batch["input_ids"],
