@@ -285,13 +285,14 @@ def naive_server(model: str, port: int, kind: str) -> None:
 
 
 def offline_throughput(
-    model: str, load: list[tuple[str, bytes, int]], batch_sizes: list[int]
+    model: str, load: list[tuple[str, bytes, int]], batch_sizes: list[int], compile: bool = False  # noqa: A002
 ) -> dict[int, float]:
-    """Texts/s of the library's batched encode (FeatureExtractor) on exactly the texts of the load, per batch size."""
+    """Texts/s of the library's batched encode (FeatureExtractor) on exactly the texts of the load, per batch size;
+    compiled like the server when it runs with --compile."""
     from bertkit.inference.features import FeatureExtractor
 
     texts = [t for path, body, k in load if k for t in json.loads(body)["texts"]][:3000]  # bounded in time
-    fe = FeatureExtractor.from_pretrained(model)
+    fe = FeatureExtractor.from_pretrained(model, compile=compile)
     fe.encode(texts[:256], batch_size=32)  # warm up
     speeds = {}
     for batch_size in batch_sizes:
@@ -391,12 +392,14 @@ def main() -> int:
         f"{texts_in / max(batches, 1):.1f} texts per batch"
     )
     cpu_start = time.process_time()
-    speeds = offline_throughput(model, load, [int(x) for x in args.offline_batch_sizes.split(",")])
+    speeds = offline_throughput(model, load, [int(x) for x in args.offline_batch_sizes.split(",")],
+                                compile="--compile" in args.serve_args.split())  # fmt: skip
     best = max(speeds, key=speeds.get)
     offline_cpu = time.process_time() - cpu_start
     served_tps = served.texts / served.seconds
     print(
-        "offline batched encode (FeatureExtractor, the load's first 3000 texts): "
+        f"offline batched encode (FeatureExtractor{', compiled' if '--compile' in args.serve_args.split() else ''}, "
+        "the load's first 3000 texts): "
         + ", ".join(f"batch {b}: {v:.1f} texts/s" for b, v in speeds.items())
     )
     n_offline = min(3000, sum(k for _, _, k in load)) * len(speeds)
