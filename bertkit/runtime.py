@@ -171,6 +171,7 @@ def compile_encoder(model: torch.nn.Module, warm_up: bool = True) -> torch.nn.Mo
     """compile_for_inference for a BertModel, then (warm_up) one call per shape family so that no caller pays
     the compile time later: batch 1 and batch 2 (dynamic shapes specialise size 1), each unpadded and padded.
 
+    Build inputs under torch.inference_mode, as the warm-up does; inputs made outside it compile once more.
     A head model (BertFor*) keeps its head eager and gets its `bert` encoder compiled in place; the same
     module is returned. Needs a C++ compiler on the machine (inductor) and takes tens of seconds.
     """
@@ -178,20 +179,18 @@ def compile_encoder(model: torch.nn.Module, warm_up: bool = True) -> torch.nn.Mo
     compiled = compile_for_inference(encoder)
     if warm_up:
         device = next(encoder.parameters()).device
-        # inputs made inside and outside inference_mode differ in dispatch keys, which dynamo guards on:
-        # FeatureExtractor builds them inside, the server outside; warm both so no live request compiles
-        for made_inside in (True, False):
-            with torch.inference_mode(made_inside):
-                ids = torch.arange(1, 17, device=device).remainder(encoder.config.vocab_size).view(2, 8)
-                types = torch.zeros_like(ids)
-                full = torch.ones_like(ids)
-                padded = full.clone()
-                padded[0, 6:] = 0
-                padded[1, 5:] = 0
-            with torch.inference_mode():
-                for rows in (1, 2):
-                    for mask in (full, padded):
-                        compiled(ids[:rows], types[:rows], mask[:rows])
+        # dynamo also guards on how inputs were made: every bertkit caller (FeatureExtractor, Predictor, the
+        # server's Embedder) builds them under inference_mode, so the warm-up does too
+        with torch.inference_mode():
+            ids = torch.arange(1, 17, device=device).remainder(encoder.config.vocab_size).view(2, 8)
+            types = torch.zeros_like(ids)
+            full = torch.ones_like(ids)
+            padded = full.clone()
+            padded[0, 6:] = 0
+            padded[1, 5:] = 0
+            for rows in (1, 2):
+                for mask in (full, padded):
+                    compiled(ids[:rows], types[:rows], mask[:rows])
     if encoder is model:
         return compiled
     model.bert = compiled
