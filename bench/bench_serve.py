@@ -392,13 +392,13 @@ def main() -> int:
         f"{texts_in / max(batches, 1):.1f} texts per batch"
     )
     cpu_start = time.process_time()
-    speeds = offline_throughput(model, load, [int(x) for x in args.offline_batch_sizes.split(",")],
-                                compile="--compile" in args.serve_args.split())  # fmt: skip
+    compiled = "--compile" in args.serve_args.split()
+    speeds = offline_throughput(model, load, [int(x) for x in args.offline_batch_sizes.split(",")], compiled)
     best = max(speeds, key=speeds.get)
     offline_cpu = time.process_time() - cpu_start
     served_tps = served.texts / served.seconds
     print(
-        f"offline batched encode (FeatureExtractor{', compiled' if '--compile' in args.serve_args.split() else ''}, "
+        f"offline batched encode (FeatureExtractor{', compiled' if compiled else ''}, "
         "the load's first 3000 texts): "
         + ", ".join(f"batch {b}: {v:.1f} texts/s" for b, v in speeds.items())
     )
