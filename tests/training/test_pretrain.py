@@ -105,20 +105,12 @@ def test_continued_pretraining_of_minilm_on_news_lowers_held_out_mlm_loss(tmp_pa
 
 
 @pytest.mark.slow
-def test_tiny_chinese_model_from_scratch_with_whole_word_masking(tmp_path, data_dir, models_dir):
+def test_tiny_chinese_model_from_scratch_with_whole_word_masking(tmp_path, clue_documents, models_dir):
     """A 2-layer, hidden-64 model with the bert-base-chinese vocab, from scratch on 150 CLUECorpusSmall documents
     (jieba whole-word masking, max_seq_length 64): 40 steps (batch 16, lr 3e-3) lower the held-out MLM loss and
     raise its accuracy."""
     pytest.importorskip("jieba")
-    lines, docs = [], 0
-    for line in (
-        (data_dir / "mlm_corpus/CLUECorpusSmall_bert_sampled.txt").read_text(encoding="utf-8").split("\n")
-    ):
-        lines.append(line)
-        docs += not line.strip()
-        if docs == 150:
-            break
-    (tmp_path / "zh.txt").write_text("\n".join(lines), encoding="utf-8")
+    (tmp_path / "zh.txt").write_text(clue_documents(150), encoding="utf-8")
     vocab = models_dir / "vocab/bert-base-chinese-vocab.txt"
     tokenizer = Tokenizer.from_vocab(vocab, do_lower_case=True)
     data = PretrainingDataConfig(max_seq_length=64, max_predictions_per_seq=10, dupe_factor=1, whole_word_mask=True,
