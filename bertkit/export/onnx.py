@@ -26,12 +26,12 @@ from torch import Tensor, nn
 
 from bertkit.model.bert import BertModel, EncoderOutput, PretrainedBert
 from bertkit.model.heads import (
-    MODEL_CLASSES,
     BertForMultipleChoice,
     BertForNextSentencePrediction,
     BertForPreTraining,
     SpanLogits,
 )
+from bertkit.model.registry import MODEL_CLASSES
 from bertkit.tokenization import Tokenizer
 from bertkit.weights.load import infer_architecture, load_pretrained, model_folder, resolve_model_path
 

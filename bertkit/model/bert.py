@@ -18,7 +18,9 @@ from torch.utils.checkpoint import checkpoint
 
 from bertkit.model.attention import attend
 from bertkit.model.config import BertConfig
+from bertkit.model.io import checkpoint_io
 from bertkit.model.padding import Packing, packing_from_mask, pad, unpad
+from bertkit.model.rows import Row, check_rows, linear, norm, under
 
 M = TypeVar("M", bound="PretrainedBert")
 
@@ -135,13 +137,16 @@ class Pooler(nn.Module):
 
 
 class PretrainedBert(nn.Module):
-    """Base of every bertkit model: weight init, and from_pretrained / save_pretrained.
+    """Base of every bertkit model: weight init, its weight rows, and from_pretrained / save_pretrained.
 
-    The two I/O methods import bertkit.weights lazily: model/ stays free of file formats, and
-    `Model.from_pretrained(path)` still reads the way users expect.
+    weight_rows() names every parameter in the checkpoint formats (bertkit.model.rows): the encoder's table
+    under `bert.`, then head_rows(), which each head class declares beside its modules. The two I/O methods go
+    through bertkit.model.io, where bertkit.weights plugs in the formats: model/ stays free of files.
     """
 
     hf_architecture: ClassVar[str] = "BertModel"
+    # Constructor options a checkpoint may have been saved with (e.g. a tagger's head); infer_architecture tries each.
+    variants: ClassVar[tuple[dict[str, Any], ...]] = ({},)
     config: BertConfig
 
     def init_weights(self) -> None:
@@ -157,19 +162,28 @@ class PretrainedBert(nn.Module):
                 nn.init.ones_(module.weight)
                 nn.init.zeros_(module.bias)
 
-    @classmethod
-    def from_pretrained(cls: type[M], path: str | Path, **head_options: Any) -> M:
-        """Load a Google TF folder, a Hugging Face folder, the alias 'minilm' or a hub id into this class."""
-        from bertkit.weights.load import load_pretrained
+    def encoder_rows(self) -> list[Row]:
+        """Rows of the encoder, which a head model keeps in `.bert`."""
+        return under(self.bert.encoder_rows(), "bert.")
 
-        model, _ = load_pretrained(path, cls, **head_options)
-        return model
+    def head_rows(self) -> list[Row]:
+        """Rows of the head's parameters: every head class declares its own (none for the bare encoder)."""
+        return []
+
+    def weight_rows(self) -> list[Row]:
+        """Every parameter of model.state_dict(), each exactly once (checked on save and load)."""
+        rows = self.encoder_rows() + self.head_rows()
+        check_rows(rows, list(self.state_dict()), type(self).__name__)
+        return rows
+
+    @classmethod
+    def from_pretrained(cls: type[M], path: str | Path, **options: Any) -> M:
+        """Load a Google TF folder, a Hugging Face folder, the alias 'minilm' or a hub id into this class."""
+        return checkpoint_io().load(cls, path, **options)  # type: ignore[return-value]
 
     def save_pretrained(self, directory: str | Path) -> None:
         """Write a Hugging Face folder (config.json + model.safetensors) that transformers loads unchanged."""
-        from bertkit.weights.hf import save_hf
-
-        save_hf(self, directory)
+        checkpoint_io().save(self, directory)
 
     def set_gradient_checkpointing(self, enabled: bool = True) -> None:
         for module in self.modules():
@@ -189,6 +203,10 @@ class BertModel(PretrainedBert):
         self.encoder = Encoder(config)
         self.pooler = Pooler(config) if add_pooling_layer else None
         self.init_weights()
+
+    def encoder_rows(self) -> list[Row]:
+        rows = _embedding_rows() + [r for i in range(self.config.num_hidden_layers) for r in _layer_rows(i)]
+        return rows + (linear("pooler.dense", "bert.pooler.dense", "bert/pooler/dense") if self.pooler else [])
 
     def forward(
         self,
@@ -223,3 +241,33 @@ class BertModel(PretrainedBert):
         last = outputs[-1]
         pooled = self.pooler(last) if self.pooler is not None else None
         return EncoderOutput(last, pooled, tuple(outputs) if output_hidden_states else None)
+
+
+# ---- the encoder's weight table: ours <-> HF (canonical, with the `bert.` prefix) <-> Google TF ----------------
+def _embedding_rows() -> list[Row]:
+    tables = ("word_embeddings", "position_embeddings", "token_type_embeddings")
+    rows = [Row(f"embeddings.{t}.weight", (f"bert.embeddings.{t}.weight",), (f"bert/embeddings/{t}",)) for t in tables]
+    return rows + norm("embeddings.norm", "bert.embeddings.LayerNorm", "bert/embeddings/LayerNorm")
+
+
+def _layer_rows(i: int) -> list[Row]:
+    ours, hf, tf = f"encoder.layers.{i}", f"bert.encoder.layer.{i}", f"bert/encoder/layer_{i}"
+    qkv = ("query", "key", "value")
+    return [
+        Row(
+            f"{ours}.attention.qkv.weight",
+            tuple(f"{hf}.attention.self.{p}.weight" for p in qkv),
+            tuple(f"{tf}/attention/self/{p}/kernel" for p in qkv),
+            tf_transpose=True,
+        ),
+        Row(
+            f"{ours}.attention.qkv.bias",
+            tuple(f"{hf}.attention.self.{p}.bias" for p in qkv),
+            tuple(f"{tf}/attention/self/{p}/bias" for p in qkv),
+        ),
+        *linear(f"{ours}.attention.out", f"{hf}.attention.output.dense", f"{tf}/attention/output/dense"),
+        *norm(f"{ours}.attention_norm", f"{hf}.attention.output.LayerNorm", f"{tf}/attention/output/LayerNorm"),
+        *linear(f"{ours}.ffn_in", f"{hf}.intermediate.dense", f"{tf}/intermediate/dense"),
+        *linear(f"{ours}.ffn_out", f"{hf}.output.dense", f"{tf}/output/dense"),
+        *norm(f"{ours}.ffn_norm", f"{hf}.output.LayerNorm", f"{tf}/output/LayerNorm"),
+    ]

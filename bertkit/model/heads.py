@@ -12,6 +12,7 @@ from torch import Tensor, nn
 
 from bertkit.model.bert import BertModel, PretrainedBert, activation
 from bertkit.model.config import BertConfig
+from bertkit.model.rows import Row, linear, norm
 
 
 class MaskedLMHead(nn.Module):
@@ -27,6 +28,28 @@ class MaskedLMHead(nn.Module):
     def forward(self, hidden: Tensor, word_embeddings: Tensor) -> Tensor:
         """(..., H), (V, H) -> (..., V)."""
         return nn.functional.linear(self.norm(self.act(self.transform(hidden))), word_embeddings, self.bias)
+
+
+# Each head's rows (bertkit.model.rows), beside the head: ours <-> transformers <-> Google TF.
+MLM_ROWS = [
+    *linear("mlm.transform", "cls.predictions.transform.dense", "cls/predictions/transform/dense"),
+    *norm("mlm.norm", "cls.predictions.transform.LayerNorm", "cls/predictions/transform/LayerNorm"),
+    Row("mlm.bias", ("cls.predictions.bias",), ("cls/predictions/output_bias",)),
+]
+NSP_ROWS = [
+    Row("nsp.weight", ("cls.seq_relationship.weight",), ("cls/seq_relationship/output_weights",)),
+    Row("nsp.bias", ("cls.seq_relationship.bias",), ("cls/seq_relationship/output_bias",)),
+]
+# Google's run_classifier.py names its layer output_weights [L, H] / output_bias, at the top level.
+CLASSIFIER_ROWS = [
+    Row("classifier.weight", ("classifier.weight",), ("output_weights",)),
+    Row("classifier.bias", ("classifier.bias",), ("output_bias",)),
+]
+# Google's run_squad.py: cls/squad/output_weights [2, H].
+QA_ROWS = [
+    Row("qa.weight", ("qa_outputs.weight",), ("cls/squad/output_weights",)),
+    Row("qa.bias", ("qa_outputs.bias",), ("cls/squad/output_bias",)),
+]
 
 
 def _classifier_dropout(config: BertConfig) -> nn.Dropout:
@@ -67,6 +90,9 @@ class BertForPreTraining(_MaskedLMMixin, PretrainedBert):
         self.nsp = nn.Linear(config.hidden_size, 2)
         self.init_weights()
 
+    def head_rows(self) -> list[Row]:
+        return MLM_ROWS + NSP_ROWS
+
     def forward(
         self,
         input_ids: Tensor,
@@ -90,6 +116,9 @@ class BertForMaskedLM(_MaskedLMMixin, PretrainedBert):
         self.mlm = MaskedLMHead(config)
         self.init_weights()
 
+    def head_rows(self) -> list[Row]:
+        return MLM_ROWS
+
     def forward(
         self,
         input_ids: Tensor,
@@ -112,6 +141,9 @@ class BertForNextSentencePrediction(PretrainedBert):
         self.nsp = nn.Linear(config.hidden_size, 2)
         self.init_weights()
 
+    def head_rows(self) -> list[Row]:
+        return NSP_ROWS
+
     def forward(
         self, input_ids: Tensor, token_type_ids: Tensor | None = None, attention_mask: Tensor | None = None
     ) -> Tensor:
@@ -131,6 +163,9 @@ class BertForSequenceClassification(PretrainedBert):
         self.dropout = _classifier_dropout(config)
         self.classifier = nn.Linear(config.hidden_size, config.num_labels)
         self.init_weights()
+
+    def head_rows(self) -> list[Row]:
+        return CLASSIFIER_ROWS
 
     def forward(
         self, input_ids: Tensor, token_type_ids: Tensor | None = None, attention_mask: Tensor | None = None
@@ -153,6 +188,9 @@ class BertForMultipleChoice(PretrainedBert):
         self.dropout = _classifier_dropout(config)
         self.classifier = nn.Linear(config.hidden_size, 1)
         self.init_weights()
+
+    def head_rows(self) -> list[Row]:
+        return CLASSIFIER_ROWS
 
     def forward(
         self, input_ids: Tensor, token_type_ids: Tensor | None = None, attention_mask: Tensor | None = None
@@ -177,6 +215,9 @@ class BertForTokenClassification(PretrainedBert):
         self.classifier = nn.Linear(config.hidden_size, config.num_labels)
         self.init_weights()
 
+    def head_rows(self) -> list[Row]:
+        return CLASSIFIER_ROWS
+
     def forward(
         self, input_ids: Tensor, token_type_ids: Tensor | None = None, attention_mask: Tensor | None = None
     ) -> Tensor:
@@ -195,24 +236,12 @@ class BertForQuestionAnswering(PretrainedBert):
         self.qa = nn.Linear(config.hidden_size, 2)
         self.init_weights()
 
+    def head_rows(self) -> list[Row]:
+        return QA_ROWS
+
     def forward(
         self, input_ids: Tensor, token_type_ids: Tensor | None = None, attention_mask: Tensor | None = None
     ) -> SpanLogits:
         logits = self.qa(self.bert(input_ids, token_type_ids, attention_mask).last_hidden_state)
         start, end = logits.unbind(-1)
         return SpanLogits(start, end)
-
-
-MODEL_CLASSES: dict[str, type[PretrainedBert]] = {
-    cls.hf_architecture: cls
-    for cls in (
-        BertModel,
-        BertForPreTraining,
-        BertForMaskedLM,
-        BertForNextSentencePrediction,
-        BertForSequenceClassification,
-        BertForMultipleChoice,
-        BertForTokenClassification,
-        BertForQuestionAnswering,
-    )
-}

@@ -28,6 +28,7 @@ from bertkit.evaluation.classification import (
 from bertkit.model.heads import BertForSequenceClassification
 from bertkit.tasks.base import Batch, Feature
 from bertkit.tokenization import Tokenizer
+from bertkit.weights.load import load_pretrained
 
 logger = logging.getLogger(__name__)
 
@@ -132,12 +133,14 @@ class ClassificationTask:
         return ClassificationTask(**{**self.to_json(), "labels": labels})
 
     def build_model(self, model: str, *, from_finetuned: bool = False) -> tuple[nn.Module, Any]:
-        from bertkit.weights.load import load_pretrained
-
         if self.labels is None:
             raise ValueError("the task has no label names yet; call prepare(train_examples) or pass labels")
         return load_pretrained(
-            model, BertForSequenceClassification, labels=self.labels, problem_type=self.problem_type
+            model,
+            BertForSequenceClassification,
+            labels=self.labels,
+            problem_type=self.problem_type,
+            require_heads=from_finetuned,
         )
 
     # ---- examples ------------------------------------------------------------------------------------

@@ -22,6 +22,7 @@ from bertkit.data.examples import ChoiceExample
 from bertkit.model.heads import BertForMultipleChoice
 from bertkit.tasks.base import Batch, Feature
 from bertkit.tokenization import Tokenizer
+from bertkit.weights.load import load_pretrained
 
 
 def second_text(example: ChoiceExample, choice: str) -> str:
@@ -48,9 +49,7 @@ class MultipleChoiceTask:
         return "MultipleChoiceTask()"
 
     def build_model(self, model: str, *, from_finetuned: bool = False) -> tuple[nn.Module, Any]:
-        from bertkit.weights.load import load_pretrained
-
-        return load_pretrained(model, BertForMultipleChoice)
+        return load_pretrained(model, BertForMultipleChoice, require_heads=from_finetuned)
 
     # ---- examples ------------------------------------------------------------------------------------
     def check(self, example: ChoiceExample, labelled: bool = True) -> str | None:

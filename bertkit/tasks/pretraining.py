@@ -24,6 +24,7 @@ from bertkit.model.config import BertConfig
 from bertkit.model.heads import BertForPreTraining, PretrainingLogits
 from bertkit.tasks.base import Batch, Feature
 from bertkit.tokenization import Tokenizer
+from bertkit.weights.load import load_pretrained
 
 logger = logging.getLogger(__name__)
 
@@ -92,9 +93,7 @@ class PretrainingTask:
             logger.info("pretraining from scratch: %s", config)
             net, report = BertForPreTraining(config), None
         else:
-            from bertkit.weights.load import load_pretrained
-
-            net, report = load_pretrained(model, BertForPreTraining)
+            net, report = load_pretrained(model, BertForPreTraining, require_heads=from_finetuned)
         if not self.next_sentence:
             for name, param in net.named_parameters():
                 if name.startswith(("bert.pooler.", "nsp.")):

@@ -31,6 +31,7 @@ from bertkit.evaluation.qa import cmrc2018, squad_v1, squad_v2
 from bertkit.model.heads import BertForQuestionAnswering, SpanLogits
 from bertkit.tasks.base import Batch, Feature
 from bertkit.tokenization import Tokenizer
+from bertkit.weights.load import load_pretrained
 
 logger = logging.getLogger(__name__)
 
@@ -141,9 +142,7 @@ class QATask:
         return f"QATask({self.to_json()})"
 
     def build_model(self, model: str, *, from_finetuned: bool = False) -> tuple[nn.Module, Any]:
-        from bertkit.weights.load import load_pretrained
-
-        return load_pretrained(model, BertForQuestionAnswering)
+        return load_pretrained(model, BertForQuestionAnswering, require_heads=from_finetuned)
 
     # ---- examples ------------------------------------------------------------------------------------
     def check(self, example: QAExample, labelled: bool = True) -> str | None:

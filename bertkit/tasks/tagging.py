@@ -10,7 +10,6 @@ mode) unless metric_mode="strict".
 
 from __future__ import annotations
 
-import dataclasses
 import logging
 from collections.abc import Mapping, Sequence
 from typing import Any, NamedTuple
@@ -36,10 +35,11 @@ from bertkit.data.tag_schemes import (
 from bertkit.data.words import SPLIT_MODES, join_words
 from bertkit.evaluation.tagging import tagging_metrics
 from bertkit.model.crf import viterbi
-from bertkit.model.tagger import EXTRA_WEIGHTS, HEADS, BertForTagging
+from bertkit.model.tagger import HEADS, BertForTagging
 from bertkit.tasks.base import Batch, Feature
 from bertkit.tasks.tag_alignment import align, context, unit_spans_to_words, unit_tags, windows
 from bertkit.tokenization import Tokenizer
+from bertkit.weights.load import load_pretrained
 
 logger = logging.getLogger(__name__)
 
@@ -134,32 +134,17 @@ class TaggingTask:
         return TaggingTask(**{**self.to_json(), "labels": labels_for(types, self.scheme)})
 
     def build_model(self, model: str, *, from_finetuned: bool = False) -> tuple[nn.Module, Any]:
-        """BERT + this head; from a fine-tuned folder the LSTM/CRF weights come from tagging_head.safetensors."""
-        from safetensors import safe_open
-
-        from bertkit.model.heads import BertForTokenClassification
-        from bertkit.weights.load import load_pretrained, model_folder, resolve_model_path
-
+        """BERT + this head; from a fine-tuned folder every head weight (LSTM, CRF) must be there."""
         if self.labels is None:
             raise ValueError("the task has no labels yet; call prepare(train_examples) or pass labels")
-        base, report = load_pretrained(model, BertForTokenClassification, labels=self.labels)
-        tagger = BertForTagging(
-            base.config, self.head, self._transitions(), encoder=base.bert, classifier=base.classifier
+        tagger, report = load_pretrained(
+            model,
+            BertForTagging,
+            labels=self.labels,
+            model_options={"head": self.head, "transitions": self._transitions()},
+            require_heads=from_finetuned,
         )
         tagger.lr_scales = {"crf.": self.head_lr_scale, "lstm.": self.head_lr_scale}
-        extra = sorted(tagger.extra_state_dict())
-        if extra and from_finetuned:
-            path = model_folder(resolve_model_path(model)) / EXTRA_WEIGHTS
-            if not path.is_file():
-                raise FileNotFoundError(
-                    f"{path} is missing: a {self.head} tagger keeps its LSTM/CRF weights there. The folder was "
-                    "saved with another head (see bertkit.json) or the file was not copied"
-                )
-            with safe_open(str(path), "pt") as f:
-                tagger.load_extra_state_dict({k: f.get_tensor(k) for k in f.keys()}, str(path))  # noqa: SIM118
-        elif extra:
-            report = dataclasses.replace(report, initialized=(*report.initialized, *extra))
-        tagger.eval()
         return tagger, report
 
     def _transitions(self) -> tuple[list[bool], list[list[bool]], list[bool]]:

@@ -4,11 +4,14 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from bertkit.model.heads import MODEL_CLASSES
+from bertkit.model.registry import MODEL_CLASSES
 from bertkit.tokenization import Tokenizer
+from bertkit.weights.hf import copy_other_files, save_hf
 from bertkit.weights.load import (
     LoadReport,
-    infer_architecture,
+    detect_format,
+    infer_model,
+    load_every_head,
     load_pretrained,
     model_folder,
     resolve_model_path,
@@ -17,16 +20,20 @@ from bertkit.weights.load import (
 
 def convert(src: str | Path, dst: str | Path, architecture: str | None = None,
             do_lower_case: bool | None = None) -> LoadReport:
-    """Load src with every head it has (or as `architecture`), save to dst with vocab and casing."""
-    arch, num_labels = infer_architecture(src)
-    arch = architecture or arch
-    if arch not in MODEL_CLASSES:
-        raise ValueError(f"unknown architecture {arch!r}; use one of {', '.join(MODEL_CLASSES)}")
-    model, report = load_pretrained(src, MODEL_CLASSES[arch], num_labels=num_labels)
+    """Load src with every head it has (or as `architecture`), save to dst with vocab and casing.
+
+    From a Hugging Face folder the other files (bertkit.json, labels, pooling) are copied too.
+    """
+    if architecture is None:
+        model, report = load_every_head(src)
+    else:
+        if architecture not in MODEL_CLASSES:
+            raise ValueError(f"unknown architecture {architecture!r}; use one of {', '.join(MODEL_CLASSES)}")
+        model, report = load_pretrained(src, MODEL_CLASSES[architecture], num_labels=infer_model(src).num_labels)
     dst = Path(dst)
-    model.save_pretrained(dst)
-    folder = model_folder(resolve_model_path(src))
-    folder = folder if folder.is_dir() else folder.parent
+    save_hf(model, dst)
+    path = model_folder(resolve_model_path(src))
+    folder = path if path.is_dir() else path.parent
     if (folder / "vocab.txt").is_file():
         if do_lower_case is None and not (folder / "tokenizer_config.json").is_file():
             do_lower_case = guess_casing(folder.name)
@@ -34,6 +41,8 @@ def convert(src: str | Path, dst: str | Path, architecture: str | None = None,
         if do_lower_case is not None and do_lower_case != tokenizer.do_lower_case:
             tokenizer = Tokenizer.from_vocab(folder / "vocab.txt", do_lower_case=do_lower_case)
         tokenizer.save_pretrained(dst)
+    if detect_format(path) == "hf":
+        copy_other_files(folder, dst)
     return report
 
 

@@ -1,4 +1,9 @@
-"""Hugging Face folders: read model.safetensors / pytorch_model.bin (sharded too), write model.safetensors."""
+"""Hugging Face folders: read model.safetensors / pytorch_model.bin (sharded too), write model.safetensors.
+
+What is written is exactly the model's weight rows (PretrainedBert.weight_rows): every parameter, each under
+its transformers name, or under ours for a head transformers does not know. Nothing is dropped: rows that miss
+a parameter raise before anything is written.
+"""
 
 from __future__ import annotations
 
@@ -7,11 +12,10 @@ import logging
 from pathlib import Path
 
 import torch
-from safetensors import SafetensorError
+from safetensors import SafetensorError, safe_open
 from safetensors.torch import load_file, save_file
 
-from bertkit.model.bert import PretrainedBert
-from bertkit.weights.names import encoder_prefix, table_for
+from bertkit.model.bert import BertModel, PretrainedBert
 
 logger = logging.getLogger(__name__)
 
@@ -22,6 +26,15 @@ WEIGHT_FILES = (
     "pytorch_model.bin.index.json",
 )
 _BASE_PARTS = ("embeddings.", "encoder.", "pooler.")
+# Before heads owned their weights, a crf / lstm_crf tagger kept lstm.* and crf.* in this file beside
+# model.safetensors; it is still read (model.safetensors wins for a key in both) and removed on save.
+LEGACY_HEAD_FILE = "tagging_head.safetensors"
+# Source tensors that are known to carry nothing new: tied copies and buffers.
+TIED_OR_BUFFERS = (
+    "cls.predictions.decoder.weight",
+    "cls.predictions.decoder.bias",
+    "bert.embeddings.position_ids",
+)
 
 
 def find_weights(directory: Path) -> Path | None:
@@ -74,20 +87,42 @@ def read_hf_weights(path: Path) -> dict[str, torch.Tensor]:
             raw.update(_read_one(path.parent / shard))
     else:
         raw = _read_one(path)
+    legacy = path.parent / LEGACY_HEAD_FILE
+    if legacy.is_file():
+        raw = {**_read_one(legacy), **raw}
     out = {}
     for key, tensor in raw.items():
         out[canonical_key(key)] = tensor.float() if tensor.is_floating_point() else tensor
     return out
 
 
+def read_hf_keys(path: Path) -> set[str]:
+    """The canonical keys of an HF weights file (and of a legacy head file beside it), without reading tensors."""
+    if path.name.endswith(".index.json"):
+        keys = set(json.loads(path.read_text())["weight_map"])
+    elif path.suffix == ".safetensors":
+        try:
+            with safe_open(str(path), "pt") as f:
+                keys = set(f.keys())
+        except (SafetensorError, OSError) as err:
+            raise ValueError(
+                f"cannot read weights file {path}: {err}. The file is corrupt or truncated; copy or download it again"
+            ) from err
+    else:
+        keys = set(_read_one(path))
+    legacy = path.parent / LEGACY_HEAD_FILE
+    if path != legacy and legacy.is_file():
+        keys |= read_hf_keys(legacy)
+    return {canonical_key(k) for k in keys}
+
+
 def hf_state_dict(model: PretrainedBert) -> dict[str, torch.Tensor]:
-    """Our parameters under transformers' keys for model.hf_architecture (tied decoder left out, as HF does)."""
+    """Every parameter under its row's HF key(s) (tied decoder left out, as transformers does)."""
     ours = model.state_dict()
-    encoder, heads = table_for(model)
-    strip = not encoder_prefix(model)  # transformers' BertModel saves its keys without 'bert.'
+    strip = isinstance(model, BertModel)  # transformers' BertModel saves its keys without 'bert.'
     out: dict[str, torch.Tensor] = {}
-    for entry in encoder + heads:
-        for key, part in zip(entry.hf, entry.to_parts(ours[entry.ours], tf=False), strict=True):
+    for row in model.weight_rows():  # raises if a parameter has no row
+        for key, part in zip(row.hf, row.to_parts(ours[row.ours], tf=False), strict=True):
             if strip and key.startswith("bert."):
                 key = key[len("bert.") :]
             out[key] = part.detach().to("cpu").contiguous().clone()
@@ -102,4 +137,23 @@ def save_hf(model: PretrainedBert, directory: str | Path) -> None:
     tmp = directory / "model.safetensors.tmp"
     save_file(hf_state_dict(model), str(tmp), metadata={"format": "pt"})
     tmp.replace(directory / "model.safetensors")
+    (directory / LEGACY_HEAD_FILE).unlink(missing_ok=True)  # its tensors, if any, are in model.safetensors now
     logger.info("saved %s to %s", model.hf_architecture, directory)
+
+
+def copy_other_files(source: Path, target: Path) -> list[str]:
+    """Copy every file of an HF folder that target lacks, weights aside (labels, bertkit.json, pooling...).
+
+    Whoever re-saves a folder's weights (convert, vocab extend) keeps the rest of the folder with them.
+    Returns the relative paths copied.
+    """
+    skip = {*WEIGHT_FILES, LEGACY_HEAD_FILE}
+    copied = []
+    for path in sorted(source.rglob("*")):
+        rel = path.relative_to(source)
+        if not path.is_file() or rel.name in skip or rel.suffix in (".safetensors", ".bin") or (target / rel).exists():
+            continue
+        (target / rel).parent.mkdir(parents=True, exist_ok=True)
+        (target / rel).write_bytes(path.read_bytes())
+        copied.append(str(rel))
+    return copied

@@ -1,4 +1,10 @@
-"""load_pretrained(): resolve a model argument, detect its format, map the tensors strictly, report plainly."""
+"""load_pretrained(): resolve a model argument, detect its format, map the tensors strictly, report plainly.
+
+Tensors are mapped through the model's own weight rows (PretrainedBert.weight_rows): the encoder's table and
+the rows each head class declares. infer_model() finds, among the registered classes (model/registry.py) and
+their variants, the one whose rows the checkpoint holds; load_every_head() loads it: convert, vocab extend and
+export open a folder this one way, so no head is lost on the way.
+"""
 
 from __future__ import annotations
 
@@ -12,9 +18,10 @@ import torch
 from bertkit.hub import model_folder, resolve_model_path
 from bertkit.model.bert import BertModel, PretrainedBert
 from bertkit.model.config import BertConfig
+from bertkit.model.registry import MODEL_CLASSES
+from bertkit.model.rows import Row
 from bertkit.weights import tf_checkpoint
-from bertkit.weights.hf import find_weights, read_hf_weights
-from bertkit.weights.names import TIED_OR_BUFFERS, Entry, table_for
+from bertkit.weights.hf import TIED_OR_BUFFERS, find_weights, read_hf_keys, read_hf_weights
 
 logger = logging.getLogger(__name__)
 
@@ -102,7 +109,7 @@ def check_vocab(folder: Path, config: BertConfig) -> None:
 
 
 def _source_tensors(
-    path: Path, fmt: str, entries: list[Entry]
+    path: Path, fmt: str, entries: list[Row]
 ) -> tuple[dict[str, torch.Tensor], list[str], int]:
     """(tensors by source name, names of all model-like source tensors, optimizer slot count)."""
     if fmt == "hf":
@@ -126,11 +133,15 @@ def load_pretrained(
     num_labels: int | None = None,
     problem_type: str | None = None,
     config_overrides: dict[str, Any] | None = None,
+    model_options: dict[str, Any] | None = None,
+    require_heads: bool = False,
 ) -> tuple[PretrainedBert, LoadReport]:
     """Build model_class from a checkpoint. Missing or mis-shaped encoder weights raise; new heads are reported.
 
     labels / num_labels / problem_type set up a classification head; config_overrides replace config fields
-    (e.g. {"hidden_act": "gelu_new"} for Google's tanh GELU, {"hidden_dropout_prob": 0.2}).
+    (e.g. {"hidden_act": "gelu_new"} for Google's tanh GELU, {"hidden_dropout_prob": 0.2}); model_options go to
+    the model class (e.g. {"head": "crf"} for BertForTagging). require_heads: the checkpoint is a fine-tuned
+    model of this class, so a missing head weight raises instead of being initialised.
     """
     path = model_folder(resolve_model_path(name_or_path))
     fmt = detect_format(path)
@@ -146,8 +157,9 @@ def load_pretrained(
     head_changed = "labels" in changes and tuple(changes["labels"]) != config.labels
     config = config.replace(**changes)
 
-    model = model_class(config)
-    encoder_entries, head_entries = table_for(model)
+    model = model_class(config, **(model_options or {}))
+    encoder_entries, head_entries = model.encoder_rows(), model.head_rows()
+    model.weight_rows()  # raises if a parameter has no row
     tensors, source_names, slots = _source_tensors(path, fmt, encoder_entries + head_entries)
     is_tf = fmt == "tf"
     state = model.state_dict()
@@ -158,6 +170,13 @@ def load_pretrained(
         keys = entry.tf if is_tf else entry.hf
         present = [k for k in keys if k in tensors]
         if len(present) < len(keys):
+            if is_head and require_heads:
+                missing = [k for k in keys if k not in tensors] or [entry.ours]
+                raise ValueError(
+                    f"{path}: the checkpoint has no tensor {missing[0]!r} for {entry.ours} of the "
+                    f"{model_class.__name__} head{_options(model_options)} it was asked to load as fine-tuned. The "
+                    "folder was saved with another head (see its bertkit.json), or its weights file is incomplete"
+                )
             if not is_head:
                 missing = [k for k in keys if k not in tensors]
                 raise ValueError(
@@ -169,7 +188,7 @@ def load_pretrained(
         value = entry.from_parts([tensors[k] for k in keys], tf=is_tf)
         expected = tuple(state[entry.ours].shape)
         if tuple(value.shape) != expected:
-            if is_head and head_changed:
+            if is_head and head_changed and not require_heads:
                 initialized.append(entry.ours)  # a new label set: the old classifier does not fit
                 used.update(keys)
                 continue
@@ -193,40 +212,65 @@ def load_pretrained(
     return model, report
 
 
-def infer_architecture(name_or_path: str | Path) -> tuple[str, int | None]:
-    """(transformers class name, number of labels or None) that keeps every head the checkpoint has."""
+def _options(options: dict[str, Any] | None) -> str:
+    return f" ({', '.join(f'{k}={v!r}' for k, v in options.items())})" if options else ""
+
+
+@dataclass(frozen=True)
+class ModelSpec:
+    """What a checkpoint holds: the class (and its options) that keeps every head, and the label count."""
+
+    model_class: type[PretrainedBert]
+    options: dict[str, Any]
+    num_labels: int | None  # from a TF classifier's shape; HF folders carry theirs in config.json
+
+
+def infer_model(name_or_path: str | Path) -> ModelSpec:
+    """The registered class whose weight rows the checkpoint holds, with the most rows (every head kept).
+
+    Each class of model/registry.py is built on the meta device (no memory, no init cost) in each of its
+    variants; the candidates are those whose every row is in the checkpoint. Ties go to config.json's
+    `architectures`, then to registry order.
+    """
     path = model_folder(resolve_model_path(name_or_path))
     fmt = detect_format(path)
+    config = read_config(path, fmt)
+    num_labels = None
     if fmt == "hf":
-        config = read_config(path, fmt)
-        if config.architectures and config.architectures[0] in _known_classes():
-            return config.architectures[0], None
-        names = set(read_hf_weights(find_weights(path)))
-        mlm, nsp = "cls.predictions.bias" in names, "cls.seq_relationship.weight" in names
-        qa, clf = "qa_outputs.weight" in names, "classifier.weight" in names
+        names = read_hf_keys(find_weights(path))
     else:
         variables = tf_checkpoint.list_variables(tf_checkpoint.resolve_checkpoint_prefix(path))
-        mlm, nsp = (
-            "cls/predictions/output_bias" in variables,
-            "cls/seq_relationship/output_weights" in variables,
-        )
-        qa, clf = "cls/squad/output_weights" in variables, "output_weights" in variables
-        if clf:
-            return "BertForSequenceClassification", int(variables["output_weights"][1][0])
-    if mlm and nsp:
-        return "BertForPreTraining", None
-    if mlm:
-        return "BertForMaskedLM", None
-    if nsp:
-        return "BertForNextSentencePrediction", None
-    if qa:
-        return "BertForQuestionAnswering", None
-    if clf:
-        return "BertForSequenceClassification", None
-    return "BertModel", None
+        names = set(variables)
+        if "output_weights" in variables:
+            num_labels = int(variables["output_weights"][1][0])
+            config = config.replace(labels=tuple(f"LABEL_{i}" for i in range(num_labels)))
+    preferred = config.architectures[0] if config.architectures else None
+    best: tuple[tuple[int, bool], ModelSpec] | None = None
+    for cls in MODEL_CLASSES.values():
+        for options in cls.variants:
+            with torch.device("meta"):
+                model = cls(config, **options)
+            rows = model.weight_rows()
+            keys = [r.tf if fmt == "tf" else r.hf for r in rows]
+            if not all(k and all(n in names for n in k) for k in keys):
+                continue
+            score = (len(rows), cls.hf_architecture == preferred)
+            if best is None or score > best[0]:
+                best = (score, ModelSpec(cls, dict(options), num_labels))
+    if best is None:  # not even a complete encoder: loading it as one names the first missing tensor
+        return ModelSpec(BertModel, {}, num_labels)
+    return best[1]
 
 
-def _known_classes() -> dict[str, type[PretrainedBert]]:
-    from bertkit.model.heads import MODEL_CLASSES
+def load_every_head(name_or_path: str | Path) -> tuple[PretrainedBert, LoadReport]:
+    """Load a checkpoint as the class that keeps all its heads (see infer_model); nothing is initialised anew."""
+    spec = infer_model(name_or_path)
+    return load_pretrained(
+        name_or_path, spec.model_class, num_labels=spec.num_labels, model_options=spec.options, require_heads=True
+    )
 
-    return MODEL_CLASSES
+
+def infer_architecture(name_or_path: str | Path) -> tuple[str, int | None]:
+    """(transformers class name, number of labels or None) of infer_model's class."""
+    spec = infer_model(name_or_path)
+    return spec.model_class.hf_architecture, spec.num_labels

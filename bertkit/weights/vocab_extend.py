@@ -21,6 +21,8 @@ from torch import nn
 from bertkit.model.bert import BertModel, PretrainedBert
 from bertkit.tokenization import Tokenizer
 from bertkit.tokenization.rules import basic_tokenize
+from bertkit.weights.hf import copy_other_files, save_hf
+from bertkit.weights.load import load_every_head, model_folder, resolve_model_path
 
 logger = logging.getLogger(__name__)
 
@@ -141,23 +143,15 @@ def read_added_ids(folder: str | Path) -> list[int]:
 
 
 def extend_model_folder(model: str | Path, words: Iterable[str], output_dir: str | Path) -> VocabExtension:
-    """`bertkit vocab extend`: load a folder with all its heads, extend it, save the result to output_dir."""
-    from bertkit.model.heads import MODEL_CLASSES
-    from bertkit.weights.load import infer_architecture, load_pretrained, model_folder, resolve_model_path
-
+    """`bertkit vocab extend`: load a folder with all its heads, extend it, save the result (and the folder's
+    other files: bertkit.json, labels, pooling) to output_dir."""
     folder = model_folder(resolve_model_path(model))
-    architecture, num_labels = infer_architecture(folder)
-    net, _ = load_pretrained(folder, MODEL_CLASSES[architecture], num_labels=num_labels)
+    net, _ = load_every_head(folder)
     tokenizer = Tokenizer.from_pretrained(folder)
     extension = extend_vocabulary(net, tokenizer, words)
     out = Path(output_dir)
-    net.save_pretrained(out)
+    save_hf(net, out)
     tokenizer.save_pretrained(out)
-    for name in ("modules.json", "sentence_bert_config.json", "features.json", "1_Pooling/config.json"):
-        if (folder / name).is_file():  # keep the pooling choice with the model
-            (out / name).parent.mkdir(parents=True, exist_ok=True)
-            (out / name).write_bytes((folder / name).read_bytes())
-    if (folder / ADDED_FILE).is_file():
-        (out / ADDED_FILE).write_bytes((folder / ADDED_FILE).read_bytes())
+    copy_other_files(folder, out)
     save_extension(out, extension)
     return extension

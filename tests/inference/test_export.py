@@ -41,7 +41,7 @@ def tiny(fixtures_dir: Path) -> Path:
 
 
 def torch_model(folder: Path):
-    from bertkit.model.heads import MODEL_CLASSES
+    from bertkit.model.registry import MODEL_CLASSES
     from bertkit.weights.load import infer_architecture, load_pretrained
 
     arch, _ = infer_architecture(folder)

@@ -13,6 +13,7 @@ from pathlib import Path
 
 import pytest
 import torch
+from safetensors.torch import load_file
 
 from bertkit.data.examples import TaggedExample, TextExample
 from bertkit.data.readers.conll import read_conll, write_conll
@@ -200,7 +201,13 @@ def test_heads_train_save_and_reload(en_model, tmp_path, head):
     assert losses[-1] < losses[0]
     model.eval()
     save_model_folder(tmp_path, model, tok, task, TrainConfig(max_seq_length=12))
-    assert (tmp_path / "tagging_head.safetensors").is_file() == (head != "softmax")
+    saved = set(load_file(str(tmp_path / "model.safetensors")))  # one file holds every head weight
+    assert {k for k in saved if k.startswith(("crf.", "lstm."))} == {
+        k for k in model.state_dict() if k.startswith(("crf.", "lstm."))
+    }
+    assert any(k.startswith("crf.") for k in saved) == (head != "softmax")
+    assert any(k.startswith("lstm.") for k in saved) == (head == "lstm_crf")
+    assert not (tmp_path / "tagging_head.safetensors").exists()
     again, _ = build_task(
         "tagging", json.loads((tmp_path / "bertkit.json").read_text())["options"]
     ).build_model(str(tmp_path), from_finetuned=True)

@@ -195,7 +195,7 @@ def test_hf_keys_round_trip(fixtures_dir):
 @pytest.mark.parametrize("cls_name", ["BertForPreTraining", "BertForSequenceClassification", "BertModel"])
 def test_transformers_loads_saved_folder(tmp_path, fixtures_dir, cls_name):
     transformers = pytest.importorskip("transformers")
-    from bertkit.model.heads import MODEL_CLASSES
+    from bertkit.model.registry import MODEL_CLASSES
 
     ours, _ = load_pretrained(
         fixtures_dir / "tiny-bert-tf",
