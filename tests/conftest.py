@@ -61,3 +61,53 @@ def clue_documents(data_dir: Path):  # noqa: ANN201
         return "\n".join(lines)
 
     return head
+
+
+def _tokenizer_training_lines(data_dir: Path) -> list[str]:
+    """1,500 SST-2 train sentences and 500 ChnSentiCorp train reviews: English, Chinese, full-width forms."""
+    sst = (data_dir / "glue/SST-2/train.tsv").read_text(encoding="utf-8").splitlines()[1:1501]
+    zh = (data_dir / "chnsenticorp/train.tsv").read_text(encoding="utf-8").splitlines()[1:501]
+    return [line.rsplit("\t", 1)[0] for line in sst] + [line.split("\t", 1)[1] for line in zh]
+
+
+@pytest.fixture(scope="session")
+def subword_dirs(data_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+    """Tiny tokenizer folders trained here (~4 s): "roberta" (byte-level BPE: vocab.json + merges.txt),
+    "albert" (SentencePiece unigram spiece.model, ALBERT's ids) and "xlmr" (sentencepiece.bpe.model, fairseq's ids)."""
+    import io
+
+    from tokenizers import Tokenizer, models, pre_tokenizers, trainers
+
+    spm = pytest.importorskip("sentencepiece")
+    lines = _tokenizer_training_lines(data_dir)
+    dirs = {name: tmp_path_factory.mktemp(name) for name in ("roberta", "albert", "xlmr")}
+    bpe = Tokenizer(models.BPE())
+    bpe.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
+    trainer = trainers.BpeTrainer(
+        vocab_size=1000,
+        special_tokens=["<s>", "<pad>", "</s>", "<unk>", "<mask>"],
+        initial_alphabet=pre_tokenizers.ByteLevel.alphabet(),
+        show_progress=False,
+    )
+    bpe.train_from_iterator(lines, trainer)
+    bpe.model.save(str(dirs["roberta"]))  # vocab.json, merges.txt
+    albert_ids = {
+        "pad_id": 0,
+        "unk_id": 1,
+        "bos_id": -1,
+        "eos_id": -1,
+        "control_symbols": ["[CLS]", "[SEP]", "[MASK]"],
+    }
+    for name, file, ids in (("albert", "spiece.model", albert_ids), ("xlmr", "sentencepiece.bpe.model", {})):
+        model = io.BytesIO()
+        spm.SentencePieceTrainer.train(
+            sentence_iterator=iter(lines),
+            model_writer=model,
+            vocab_size=1500,
+            model_type="unigram",
+            character_coverage=0.98,
+            minloglevel=2,
+            **ids,
+        )
+        (dirs[name] / file).write_bytes(model.getvalue())
+    return dirs

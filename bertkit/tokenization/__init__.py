@@ -1,7 +1,17 @@
-"""Google-exact WordPiece tokenization on the Rust ``tokenizers`` engine, with offsets."""
+"""Tokenizers with offsets: Google-exact WordPiece on the Rust ``tokenizers`` engine (BERT, DistilBERT, ELECTRA,
+ERNIE, Chinese ALBERT), and byte-level BPE / SentencePiece / ``tokenizer.json`` pipelines (RoBERTa, ALBERT, XLM-R)."""
 
 from bertkit.tokenization.encoding import BatchEncoding, Encoding, google_pair_lengths, window_spans
+from bertkit.tokenization.subword import SubwordTokenizer
 from bertkit.tokenization.tokenizer import Tokenizer
 from bertkit.tokenization.vocab import load_vocab
 
-__all__ = ["BatchEncoding", "Encoding", "Tokenizer", "google_pair_lengths", "load_vocab", "window_spans"]
+__all__ = [
+    "BatchEncoding",
+    "Encoding",
+    "SubwordTokenizer",
+    "Tokenizer",
+    "google_pair_lengths",
+    "load_vocab",
+    "window_spans",
+]

@@ -14,7 +14,8 @@ import torch
 
 @dataclass(frozen=True)
 class Encoding:
-    """One encoded example, ``[CLS] A [SEP]`` or ``[CLS] A [SEP] B [SEP]``; fields named as ``tokenizers.Encoding``.
+    """One encoded example, ``[CLS] A [SEP]`` or ``[CLS] A [SEP] B [SEP]`` (or the family's template, see
+    :class:`Template`); fields named as ``tokenizers.Encoding``.
 
     ``offsets`` are (start, end) character offsets into the original text of the sequence the token came
     from (``sequence_ids`` says which: 0 = text, 1 = text_pair), or into its word when the input was split
@@ -55,6 +56,24 @@ class BatchEncoding(dict):
     def to(self, device: torch.device | str) -> BatchEncoding:
         """Move every tensor to ``device``."""
         return BatchEncoding({k: v.to(device) if isinstance(v, torch.Tensor) else v for k, v in self.items()})
+
+
+@dataclass(frozen=True)
+class Template:
+    """Where a family puts its special tokens: ``cls A sep`` and ``cls A sep (sep) B sep``; BERT's by default.
+
+    BERT, ALBERT, ELECTRA, ERNIE: ``[CLS] A [SEP] B [SEP]``, B (and its [SEP]) of token type 1.
+    RoBERTa, XLM-R: ``<s> A </s></s> B </s>`` (``pair_seps=2``), every token of type 0 (``type_b=0``).
+    """
+
+    cls: tuple[int, str]
+    sep: tuple[int, str]
+    pair_seps: int = 1
+    type_b: int = 1
+
+    def specials(self, pair: bool) -> int:
+        """How many special tokens a single text (or a pair) gets."""
+        return 2 + self.pair_seps if pair else 2
 
 
 @dataclass(frozen=True)
@@ -106,10 +125,11 @@ Span = tuple[int, int]
 
 
 def plan_spans(
-    len_a: int, len_b: int | None, max_length: int | None, stride: int | None
+    len_a: int, len_b: int | None, max_length: int | None, stride: int | None, pair_specials: int = 3
 ) -> list[tuple[Span, Span]]:
     """The token spans of A and B in each window: Google's truncation, or windows when ``stride`` is given.
 
+    ``pair_specials``: special tokens around a pair (3 for BERT's template, 4 for RoBERTa's).
     Example: ``plan_spans(10, 10, 16, None) -> [((0, 7), (0, 6))]``
     """
     if max_length is None:
@@ -122,12 +142,12 @@ def plan_spans(
         if stride is None:
             return [((0, min(len_a, max_length - 2)), (0, 0))]
         return [(span, (0, 0)) for span in window_spans(len_a, max_length - 2, stride)]
-    if max_length < 3:
-        raise ValueError(f"max_length={max_length} cannot hold [CLS] A [SEP] B [SEP]")
+    if max_length < pair_specials:
+        raise ValueError(f"max_length={max_length} cannot hold a pair and its {pair_specials} special tokens")
     if stride is None:
-        la, lb = google_pair_lengths(len_a, len_b, max_length - 3)
+        la, lb = google_pair_lengths(len_a, len_b, max_length - pair_specials)
         return [((0, la), (0, lb))]
-    room = max_length - 3 - len_a
+    room = max_length - pair_specials - len_a
     if room < 1:
         raise ValueError(
             f"the first text has {len_a} tokens: max_length={max_length} leaves no room for windows of the second"
@@ -156,15 +176,11 @@ def pad_length(
 
 
 def assemble(
-    a: TokenizedText,
-    span_a: Span,
-    b: TokenizedText | None,
-    span_b: Span,
-    cls: tuple[int, str],
-    sep: tuple[int, str],
+    a: TokenizedText, span_a: Span, b: TokenizedText | None, span_b: Span, template: Template
 ) -> Encoding:
-    """``[CLS] a[span_a] [SEP] (b[span_b] [SEP])`` with every per-token field."""
+    """``cls a[span_a] sep (sep) (b[span_b] sep)`` with every per-token field."""
     (a0, a1), (b0, b1) = span_a, span_b
+    cls, sep = template.cls, template.sep
     n_a = a1 - a0
     ids = [cls[0]] + a.ids[a0:a1] + [sep[0]]
     tokens = [cls[1]] + a.tokens[a0:a1] + [sep[1]]
@@ -174,14 +190,14 @@ def assemble(
     special = [1] + [0] * n_a + [1]
     type_ids = [0] * (n_a + 2)
     if b is not None:
-        n_b = b1 - b0
-        ids += b.ids[b0:b1] + [sep[0]]
-        tokens += b.tokens[b0:b1] + [sep[1]]
-        offsets += b.offsets[b0:b1] + [(0, 0)]
-        word_ids += b.word_ids[b0:b1] + [None]
-        sequence_ids += [1] * n_b + [None]
-        special += [0] * n_b + [1]
-        type_ids += [1] * (n_b + 1)
+        n_b, extra = b1 - b0, template.pair_seps - 1  # RoBERTa's second </s> before B
+        ids += [sep[0]] * extra + b.ids[b0:b1] + [sep[0]]
+        tokens += [sep[1]] * extra + b.tokens[b0:b1] + [sep[1]]
+        offsets += [(0, 0)] * extra + b.offsets[b0:b1] + [(0, 0)]
+        word_ids += [None] * extra + b.word_ids[b0:b1] + [None]
+        sequence_ids += [None] * extra + [1] * n_b + [None]
+        special += [1] * extra + [0] * n_b + [1]
+        type_ids += [0] * extra + [template.type_b] * (n_b + 1)
     return Encoding(ids, tokens, type_ids, [1] * len(ids), offsets, word_ids, sequence_ids, special)
 
 
@@ -191,10 +207,11 @@ def pad_batch(
     pad_id: int,
     width: int | None,
     return_tensors: str | None,
+    type_b: int = 1,
 ) -> BatchEncoding:
     """Right-pad rows of ids to ``width`` into ``input_ids``/``token_type_ids``/``attention_mask`` (B, T).
 
-    ``first_lengths[i]`` is the length of ``[CLS] A [SEP]`` in row i (type id 0; the rest is 1).
+    ``first_lengths[i]`` is the length of ``[CLS] A [SEP]`` in row i (type id 0; the rest is ``type_b``).
     ``width`` None leaves lists unpadded.
     """
     lengths = [len(r) for r in rows]
@@ -206,7 +223,7 @@ def pad_batch(
         return BatchEncoding(
             input_ids=[r + [pad_id] * p for r, p in zip(rows, pads, strict=True)],
             token_type_ids=[
-                [0] * f + [1] * (n - f) + [0] * p
+                [0] * f + [type_b] * (n - f) + [0] * p
                 for f, n, p in zip(first_lengths, lengths, pads, strict=True)
             ],
             attention_mask=[[1] * n + [0] * p for n, p in zip(lengths, pads, strict=True)],
@@ -221,7 +238,7 @@ def pad_batch(
     input_ids[mask] = torch.tensor(list(chain.from_iterable(rows)), dtype=torch.long)
     second = positions >= torch.tensor(first_lengths, dtype=torch.long).unsqueeze(1)  # (B, T)
     return BatchEncoding(
-        input_ids=input_ids, token_type_ids=(second & mask).long(), attention_mask=mask.long()
+        input_ids=input_ids, token_type_ids=(second & mask).long() * type_b, attention_mask=mask.long()
     )
 
 

@@ -21,6 +21,7 @@ from bertkit.tokenization import rules
 from bertkit.tokenization.encoding import (
     BatchEncoding,
     Encoding,
+    Template,
     as_list,
     assemble,
     pad_batch,
@@ -28,11 +29,20 @@ from bertkit.tokenization.encoding import (
     plan_spans,
 )
 from bertkit.tokenization.engine import Engine, Text
+from bertkit.tokenization.pipelines import (
+    TOKENIZER_JSON,
+    read_pipeline,
+    subword_files,
+    wordpiece_in_tokenizer_json,
+)
 from bertkit.tokenization.vocab import (
+    CONFIG_FILE,
     VOCAB_FILE,
     SpecialTokens,
     TokenizerSettings,
     load_vocab,
+    max_positions,
+    read_config,
     read_settings,
     unused_slots,
     write_settings,
@@ -88,7 +98,10 @@ class Tokenizer:
         """A tokenizer from a model folder (Google or transformers): ``vocab.txt`` plus ``tokenizer_config.json``.
 
         The casing is read from ``tokenizer_config.json``; ``do_lower_case`` only fills in for folders
-        without one (Google checkpoints), and contradicting the file raises ValueError.
+        without one (Google checkpoints), and contradicting the file raises ValueError. A folder without
+        ``vocab.txt`` but with ``tokenizer.json``, ``vocab.json`` + ``merges.txt`` (RoBERTa) or a SentencePiece
+        ``.model`` (ALBERT, XLM-R) gives a :class:`~bertkit.tokenization.subword.SubwordTokenizer`
+        (a ``tokenizer.json`` holding a WordPiece model gives this class, on Google's rules).
         """
         folder = model_folder(resolve_model_path(path))
         if not folder.is_dir():
@@ -98,8 +111,10 @@ class Tokenizer:
                 else "check the path"
             )
             raise FileNotFoundError(f"{folder} is not a model folder ({hint})")
-        settings = read_settings(folder, do_lower_case)
         vocab_file = folder / VOCAB_FILE
+        if not vocab_file.is_file() and subword_files(folder):
+            return _subword(folder, do_lower_case)
+        settings = read_settings(folder, do_lower_case)
         if not vocab_file.is_file():
             raise FileNotFoundError(
                 f"{vocab_file} not found: a model folder needs the vocab.txt of its checkpoint; copy it there, "
@@ -119,6 +134,7 @@ class Tokenizer:
         self.pad_token_id, self.unk_token_id = vocab[s.pad], vocab[s.unk]
         self.cls_token_id, self.sep_token_id = vocab[s.cls], vocab[s.sep]
         self.mask_token_id: int | None = vocab.get(s.mask)
+        self._template = Template((self.cls_token_id, s.cls), (self.sep_token_id, s.sep))
         self._engine = Engine(vocab, s.unk, self.do_lower_case)
 
     # --- vocabulary ------------------------------------------------------------------------------
@@ -240,14 +256,17 @@ class Tokenizer:
                 if pairs is None
                 else self._engine.tokenized(self._check_pairs(texts, pairs), is_split_into_words)
             )
-            cls, sep = (self.cls_token_id, self._specials.cls), (self.sep_token_id, self._specials.sep)
-            out = []
+            template, out = self._template, []
             for i, seq_a in enumerate(a):
                 seq_b = None if b is None else b[i]
                 spans = plan_spans(
-                    len(seq_a.ids), None if seq_b is None else len(seq_b.ids), max_length, stride
+                    len(seq_a.ids),
+                    None if seq_b is None else len(seq_b.ids),
+                    max_length,
+                    stride,
+                    template.specials(pair=True),
                 )
-                windows = [assemble(seq_a, sa, seq_b, sb, cls, sep) for sa, sb in spans]
+                windows = [assemble(seq_a, sa, seq_b, sb, template) for sa, sb in spans]
                 out.append(
                     replace(windows[0], overflowing=tuple(windows[1:])) if len(windows) > 1 else windows[0]
                 )
@@ -277,17 +296,22 @@ class Tokenizer:
             ids_b = None
             if text_pairs is not None:
                 ids_b = self._engine.ids(self._check_pairs(texts, text_pairs), is_split_into_words)
-            cls, sep = [self.cls_token_id], [self.sep_token_id]
+            template = self._template
+            cls, sep = [template.cls[0]], [template.sep[0]]
+            middle = sep * template.pair_seps
+            n_pair = template.specials(pair=True)
             rows, first = [], []
             for i, a in enumerate(ids_a):
                 b = None if ids_b is None else ids_b[i]
                 if max_length is not None:
-                    (_, la), (_, lb) = plan_spans(len(a), None if b is None else len(b), max_length, None)[0]
+                    (_, la), (_, lb) = plan_spans(
+                        len(a), None if b is None else len(b), max_length, None, n_pair
+                    )[0]
                     a, b = a[:la], None if b is None else b[:lb]
-                rows.append(cls + a + sep if b is None else cls + a + sep + b + sep)
-                first.append(len(a) + 2)
+                rows.append(cls + a + sep if b is None else cls + a + middle + b + sep)
+                first.append(len(a) + 1 + (1 if b is None else template.pair_seps))
             length = pad_length(rows, padding, max_length, return_tensors)
-            return pad_batch(rows, first, self.pad_token_id, length, return_tensors)
+            return pad_batch(rows, first, self.pad_token_id, length, return_tensors, template.type_b)
 
     # --- internals -------------------------------------------------------------------------------
 
@@ -299,3 +323,26 @@ class Tokenizer:
 
     def __repr__(self) -> str:
         return f"Tokenizer(vocab_size={self.vocab_size}, do_lower_case={self.do_lower_case})"
+
+
+def _subword(folder: Path, do_lower_case: bool | None) -> Tokenizer:
+    """The tokenizer of a folder without vocab.txt: WordPiece from its tokenizer.json, else a subword pipeline."""
+    from bertkit.tokenization.subword import SubwordTokenizer  # a subclass of Tokenizer: imported on use
+
+    wordpiece = (
+        wordpiece_in_tokenizer_json(folder / TOKENIZER_JSON) if (folder / TOKENIZER_JSON).is_file() else None
+    )
+    if wordpiece is not None:
+        vocab, lower = wordpiece
+        if do_lower_case is None and not (folder / CONFIG_FILE).is_file():
+            do_lower_case = lower  # the tokenizer.json's normalizer says the casing
+        settings = read_settings(folder, do_lower_case)
+        return Tokenizer(vocab, settings.do_lower_case, settings.specials, settings.model_max_length)
+    config = read_config(folder)
+    pipeline = read_pipeline(folder, config)
+    limit = config.get("model_max_length")
+    if not isinstance(limit, int) or limit > 1_000_000:  # transformers writes 1e30 for "no limit"
+        limit = max_positions(folder)
+        if pipeline.template.pair_seps == 2 and (folder / "config.json").is_file():
+            limit -= 2  # RoBERTa's positions start after padding_idx: 514 position embeddings hold 512 tokens
+    return SubwordTokenizer(pipeline, limit)

@@ -89,10 +89,7 @@ def read_settings(folder: Path, do_lower_case: bool | None) -> TokenizerSettings
     """
     config_path = folder / CONFIG_FILE
     if config_path.is_file():
-        try:
-            config = json.loads(config_path.read_text(encoding="utf-8"))
-        except json.JSONDecodeError as e:
-            raise ValueError(f"{config_path} is not valid JSON: {e}") from e
+        config = read_config(folder)
         stored = bool(config.get("do_lower_case", True))
         if do_lower_case is not None and do_lower_case != stored:
             raise ValueError(
@@ -112,8 +109,22 @@ def read_settings(folder: Path, do_lower_case: bool | None) -> TokenizerSettings
     )
     max_length = config.get("model_max_length")
     if not isinstance(max_length, int) or max_length > 1_000_000:  # transformers writes 1e30 for "no limit"
-        max_length = _max_positions(folder)
+        max_length = max_positions(folder)
     return TokenizerSettings(do_lower_case=lower, specials=specials, model_max_length=max_length)
+
+
+def read_config(folder: Path) -> dict:
+    """``tokenizer_config.json`` of a folder as a dict; {} when there is none."""
+    path = folder / CONFIG_FILE
+    if not path.is_file():
+        return {}
+    try:
+        config = json.loads(path.read_text(encoding="utf-8"))
+    except json.JSONDecodeError as e:
+        raise ValueError(f"{path} is not valid JSON: {e}") from e
+    if not isinstance(config, dict):
+        raise ValueError(f"{path} must hold a JSON object")
+    return config
 
 
 def write_settings(settings: TokenizerSettings, folder: Path) -> Path:
@@ -136,7 +147,7 @@ def write_settings(settings: TokenizerSettings, folder: Path) -> Path:
     return path
 
 
-def _max_positions(folder: Path) -> int:
+def max_positions(folder: Path) -> int:
     """``max_position_embeddings`` from the model's config.json or bert_config.json; else BERT's 512."""
     for name in ("config.json", "bert_config.json"):
         path = folder / name
