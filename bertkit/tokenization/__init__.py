@@ -2,6 +2,7 @@
 ERNIE, Chinese ALBERT), and byte-level BPE / SentencePiece / ``tokenizer.json`` pipelines (RoBERTa, ALBERT, XLM-R)."""
 
 from bertkit.tokenization.encoding import BatchEncoding, Encoding, google_pair_lengths, window_spans
+from bertkit.tokenization.pipelines import TOKENIZER_FILES
 from bertkit.tokenization.subword import SubwordTokenizer
 from bertkit.tokenization.tokenizer import Tokenizer
 from bertkit.tokenization.vocab import load_vocab
@@ -10,6 +11,7 @@ __all__ = [
     "BatchEncoding",
     "Encoding",
     "SubwordTokenizer",
+    "TOKENIZER_FILES",
     "Tokenizer",
     "google_pair_lengths",
     "load_vocab",

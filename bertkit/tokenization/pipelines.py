@@ -35,6 +35,15 @@ from bertkit.tokenization.vocab import SpecialTokens
 TOKENIZER_JSON = "tokenizer.json"
 BPE_FILES = ("vocab.json", "merges.txt")
 SPM_FILES = {"spiece.model": "AlbertTokenizer", "sentencepiece.bpe.model": "XLMRobertaTokenizer"}
+# Every file a tokenizer may be read from (WordPiece's and the subword kinds'): what a model folder copies along.
+TOKENIZER_FILES = (
+    "vocab.txt",
+    "tokenizer_config.json",
+    "special_tokens_map.json",
+    TOKENIZER_JSON,
+    *BPE_FILES,
+    *SPM_FILES,
+)
 _ROBERTA_SPECIALS = SpecialTokens(pad="<pad>", unk="<unk>", cls="<s>", sep="</s>", mask="<mask>")
 _ALBERT_SPECIALS = SpecialTokens(pad="<pad>", unk="<unk>", cls="[CLS]", sep="[SEP]", mask="[MASK]")
 _SPECIAL_NAMES = ("pad", "unk", "cls", "sep", "mask")

@@ -108,8 +108,13 @@ class SubwordTokenizer(Tokenizer):
         self._vocab = vocab
         self._tokens = sorted(vocab, key=vocab.__getitem__)
         s = self._specials
-        self.pad_token_id = vocab.get(s.pad, pipeline.template.sep[0])
-        self.unk_token_id = vocab.get(s.unk, 0)
+        if s.pad not in vocab:
+            raise ValueError(
+                f"the tokenizer has no padding token {s.pad!r}; set pad_token in tokenizer_config.json "
+                "to one its vocab has"
+            )
+        self.pad_token_id = vocab[s.pad]
+        self.unk_token_id = vocab.get(s.unk)  # None: byte-level BPE needs none
         self.cls_token_id, self.sep_token_id = pipeline.template.cls[0], pipeline.template.sep[0]
         self.mask_token_id = vocab.get(s.mask)
         self._template = pipeline.template

@@ -210,6 +210,24 @@ class Tokenizer:
 
     # --- encoding --------------------------------------------------------------------------------
 
+    def num_special_tokens(self, pair: bool = False) -> int:
+        """Special tokens around one text (2) or a pair (3; 4 in RoBERTa's ``<s> A </s></s> B </s>``)."""
+        return self._template.specials(pair)
+
+    def with_specials(self, ids_a: list[int], ids_b: list[int] | None = None) -> tuple[list[int], list[int]]:
+        """(input_ids, token_type_ids) of ``[CLS] A [SEP] (B [SEP])`` in this tokenizer's family template.
+
+        Example (BERT): ``with_specials([7, 8], [9]) -> ([101, 7, 8, 102, 9, 102], [0, 0, 0, 0, 1, 1])``
+        """
+        t = self._template
+        ids = [t.cls[0], *ids_a, t.sep[0]]
+        if ids_b is None:
+            return ids, [0] * len(ids)
+        ids += [t.sep[0]] * (t.pair_seps - 1)
+        first = len(ids)
+        ids += [*ids_b, t.sep[0]]
+        return ids, [0] * first + [t.type_b] * (len(ids) - first)
+
     def tokenize(self, text: str) -> list[str]:
         """WordPiece tokens of one text, without special tokens (Google's ``FullTokenizer.tokenize``)."""
         return self._engine.tokenized([text], False)[0].tokens

@@ -177,6 +177,13 @@ def test_templates_truncation_windows_and_padded_batches(subword_dirs: dict, tex
     enc = albert.encode("a good film", "a bad one")
     assert (enc.tokens[0], enc.tokens[-1], enc.tokens.count("[SEP]")) == ("[CLS]", "[SEP]", 2)
     assert enc.type_ids[enc.sequence_ids.index(1)] == 1 and enc.type_ids[-1] == 1
+    # with_specials (tasks that assemble windows themselves) follows the same templates
+    for tok, n_pair in ((roberta, 4), (albert, 3)):
+        a, b = tok.encode("a good film"), tok.encode("a bad one")
+        enc = tok.encode("a good film", "a bad one")
+        assert tok.with_specials(a.ids[1:-1], b.ids[1:-1]) == (enc.ids, enc.type_ids)
+        assert tok.with_specials(a.ids[1:-1]) == (a.ids, a.type_ids)
+        assert tok.num_special_tokens(pair=True) == n_pair and tok.num_special_tokens() == 2
     # the padded batch is the encodings' ids, with the same pair truncation (4 specials for RoBERTa)
     for tok in (roberta, albert):
         a, b = texts[:64], texts[64:128]

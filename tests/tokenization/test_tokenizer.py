@@ -168,6 +168,10 @@ def test_special_ids_come_from_the_vocab(tokenizers_by_mode):
     assert enc.ids[0] == 6 and enc.ids[-1] == 7 and 8 not in enc.ids  # a literal [MASK] is text
     assert tiny.convert_ids_to_tokens(tiny.convert_tokens_to_ids(["[MASK]", "hello"])) == ["[MASK]", "hello"]
     assert tiny.convert_tokens_to_ids("no-such-token") == 5
+    pair = tiny.encode("hello", "hello there")
+    assert tiny.with_specials(pair.ids[1:2], pair.ids[3:-1]) == (pair.ids, pair.type_ids)
+    assert tiny.with_specials([9, 10]) == ([6, 9, 10, 7], [0, 0, 0, 0])
+    assert (tiny.num_special_tokens(), tiny.num_special_tokens(pair=True)) == (2, 3)
 
 
 def test_encoding_fields_for_a_pair(tokenizers_by_mode):
