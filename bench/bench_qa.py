@@ -29,7 +29,8 @@ import numpy as np
 import torch
 
 from bertkit.data.readers.squad import read_squad
-from bertkit.inference.predictor import Predictor, featurize
+from bertkit.engine import featurize
+from bertkit.inference.predictor import Predictor
 from bertkit.model.heads import BertForQuestionAnswering
 from bertkit.tasks.qa import QATask
 from bertkit.tokenization import Tokenizer

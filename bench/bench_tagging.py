@@ -29,7 +29,8 @@ import torch
 
 from bertkit.data.collate import shuffled_batches
 from bertkit.data.readers.conll import read_conll
-from bertkit.inference.predictor import Predictor, featurize
+from bertkit.engine import featurize
+from bertkit.inference.predictor import Predictor
 from bertkit.tasks.tagging import TaggingTask
 from bertkit.tokenization import Tokenizer
 from bertkit.training.checkpoint import save_model_folder
@@ -100,7 +101,7 @@ def main() -> None:
         model, _ = t.build_model(str(folder))
         trained[head] = model
         model.train()
-        opt = build_optimizer(model, lr=5e-5, weight_decay=0.01)
+        opt = build_optimizer(model, lr=5e-5, weight_decay=0.01, lr_scales=t.lr_scales())
 
         def step(batch: dict) -> None:
             t.loss(t.forward(model, batch), batch).backward()

@@ -9,6 +9,8 @@ import json
 import re
 from pathlib import Path
 
+from bertkit.folder import INFO_FILE, LABELS_FILE
+
 DEFAULT_MODEL = "minilm"
 ALIASES = ("minilm", "all-minilm-l6-v2", "sentence-transformers/all-minilm-l6-v2", "default")
 # Files a BERT folder needs; a hub download fetches only these.
@@ -21,7 +23,8 @@ HUB_PATTERNS = [
     "special_tokens_map.json",
     "modules.json",
     "1_Pooling/*",
-    "bertkit.json",
+    INFO_FILE,
+    LABELS_FILE,
 ]
 
 

@@ -1,31 +1,32 @@
-"""The model side of the server: load a folder once; tokenize on the event loop; run batches in the worker.
+"""The model side of the server: one small class per engine behind one interface (TEI's backend trait).
 
-A plain encoder serves /encode and /tokenize; a fine-tuned folder (bertkit.json) also /predict, through the
-Predictor's task code. The engine is PyTorch (optionally dynamic int8) or onnxruntime on an exported graph
-(bertkit.export.runtime.OnnxModel returns the PyTorch model's types, so the task code runs unchanged).
-Shapes: B batch, T length, H hidden.
+`Backend(config)` opens the folder with the engine config.backend names (BACKENDS: torch, onnx). Every backend
+offers the same methods: health(), embed() and predict() run in the worker thread; tokenize(), predict_inputs()
+and prepare() are cheap and run on the event loop; labels, can_encode, can_predict, dimensions, max_length,
+pooling, normalize and task_name describe it. A subclass only loads its model: load() -> Loaded. The routes never
+branch on the engine.
+A plain encoder serves /encode and /tokenize; a task folder (bertkit.json) also /predict, through the engine's
+task code (bertkit.engine). Shapes: B batch, T length, H hidden.
 """
 
 from __future__ import annotations
 
-import json
 import logging
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
-from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 import numpy as np
 import torch
 from torch import nn
 
+from bertkit import folder as folder_format
 from bertkit import runtime
-from bertkit.inference.predictor import MODEL_INFO, Predictor, featurize, run_model
+from bertkit.engine import Engine, load_task
 from bertkit.model.bert import BertModel
 from bertkit.serving.config import ServeConfig
 from bertkit.serving.embed import Embedder
-from bertkit.tasks import build_task
 from bertkit.tasks.base import Feature
 from bertkit.tokenization import Tokenizer
 from bertkit.tokenization.encoding import Encoding
@@ -55,78 +56,53 @@ class PredictItem:
         return sum(len(f["input_ids"]) for f in self.features)
 
 
+@dataclass
+class Loaded:
+    """What a backend's load() gives: the task engine (task folders), the encoder for /encode, the model config."""
+
+    engine: Engine | None
+    encoder: Callable | None  # (input_ids, token_type_ids, attention_mask) -> EncoderOutput
+    model_config: Any
+    last_layer_only: bool = False  # the encoder returns only the last layer (no output_hidden_states)
+
+
 class Backend:
-    """Everything the routes need from the model: names, tokenizer, and the two batch functions."""
+    """Everything the routes need from the model. Backend(config) returns the class BACKENDS[config.backend]."""
+
+    kind: ClassVar[str] = ""
+
+    def __new__(cls, config: ServeConfig) -> Backend:  # noqa: PYI034 - returns a subclass
+        if cls is Backend:
+            if config.backend not in BACKENDS:
+                raise ValueError(f"unknown backend {config.backend!r}; backends: {', '.join(BACKENDS)}")
+            cls = BACKENDS[config.backend]
+        return super().__new__(cls)
 
     def __init__(self, config: ServeConfig):
         runtime.set_threads(config.threads)
         self.config = config
-        self.device = runtime.pick_device(config.device) if config.backend == "torch" else torch.device("cpu")
-        if config.quantize and self.device.type != "cpu":
-            raise ValueError("--quantize int8 runs on the CPU; drop it to serve on the GPU")
-        self.folder = model_folder(resolve_model_path(config.model))
         self.name = config.model
-        if (
-            config.backend == "torch"
-            and find_weights(self.folder) is None
-            and (self.folder / config.onnx_file).is_file()
-        ):
-            raise FileNotFoundError(
-                f"{self.folder} holds an ONNX export ({config.onnx_file}) and no PyTorch weights; "
-                "serve it with --backend onnx"
-            )
+        self.folder = model_folder(resolve_model_path(config.model))
+        self.device = self.pick_device()
         self.tokenizer = Tokenizer.from_pretrained(self.folder)
-        self.predictor: Predictor | None = None
-        self.task_name: str | None = None
-        info = self.folder / MODEL_INFO
-        encoder = None
-        if config.backend == "onnx":
-            from bertkit.export.runtime import OnnxModel
-
-            model: nn.Module = OnnxModel(self.folder / config.onnx_file, threads=config.threads)
-            encoder = model.encode if model.has_hidden_state else None
-            if info.is_file():
-                self.predictor = self._onnx_predictor(info, model)
-        elif info.is_file():
-            self.predictor = Predictor.from_pretrained(self.folder, device=str(self.device))
-            model = self.predictor.model
-            encoder = getattr(model, "bert", None)
-        else:
-            model = BertModel.from_pretrained(self.folder).to(self.device).eval()
-            encoder = model
-        if config.quantize == "int8":
-            from bertkit.export.quantize import quantize_torch
-
-            model = quantize_torch(model)
-            encoder = model if isinstance(model, BertModel) else getattr(model, "bert", None)
-            if self.predictor is not None:
-                self.predictor.model = model
-        if config.compile:
-            started = time.perf_counter()
-            if isinstance(model, BertModel):
-                model = encoder = runtime.compile_encoder(model)
-            else:  # a head model: its encoder is compiled in place, the Embedder shares it
-                runtime.compile_encoder(model)
-                encoder = getattr(model, "bert", None)
-            logger.info("compiled the encoder in %.0f s", time.perf_counter() - started)
-        if self.predictor is not None:
-            self.task_name = self.predictor.task.name
-        model_config = model.config
+        loaded = self.load()
+        self.engine = loaded.engine
+        self.task_name: str | None = self.engine.task.name if self.engine is not None else None
         self.embedder: Embedder | None = None
-        if encoder is not None:
+        if loaded.encoder is not None:
             self.embedder = Embedder(
-                encoder,
-                model_config,
+                loaded.encoder,
+                loaded.model_config,
                 self.folder,
                 pooling=config.pooling,
                 normalize=config.normalize,
-                last_layer_only=config.backend == "onnx",
+                last_layer_only=loaded.last_layer_only,
                 pad_token_id=self.tokenizer.pad_token_id,
                 device=self.device,
             )
-        self.max_length = self._max_length(model_config)
-        if self.predictor is not None:
-            self.predictor.max_seq_length = self.max_length
+        self.max_length = self._max_length(loaded.model_config)
+        if self.engine is not None:
+            self.engine.max_seq_length = self.max_length
         # MKL's CPU GEMMs slow down past ~512 rows (tokens) on some CPUs (measured: 110 -> 45 GFLOPS on this
         # AMD EPYC), so CPU batches stay small; GPUs want large ones.
         self.max_batch_tokens = config.max_batch_tokens or (512 if self.device.type == "cpu" else 16384)
@@ -140,16 +116,19 @@ class Backend:
             self.max_length,
         )
 
-    def _onnx_predictor(self, info: Path, model: nn.Module) -> Predictor:
-        data = json.loads(info.read_text(encoding="utf-8"))
-        task = build_task(data["task"], data.get("options") or {})
-        return Predictor(task, model, self.tokenizer, int(data.get("max_seq_length", 128)), device="cpu")
+    # ---- what a backend supplies ------------------------------------------------------------------
+    def pick_device(self) -> torch.device:
+        return torch.device("cpu")
 
+    def load(self) -> Loaded:
+        raise NotImplementedError
+
+    # ---- shared ----------------------------------------------------------------------------------------
     def _max_length(self, model_config: Any) -> int:
         if self.config.max_length:
             return self.config.max_length
-        if self.predictor is not None:
-            return self.predictor.max_seq_length
+        if self.engine is not None:
+            return self.engine.max_seq_length
         if self.embedder is not None and self.embedder.max_length:
             return int(self.embedder.max_length)
         limit = getattr(model_config, "max_position_embeddings", 512) if model_config is not None else 512
@@ -158,7 +137,7 @@ class Backend:
     # ---- what the server offers -------------------------------------------------------------------
     @property
     def labels(self) -> list[str] | None:
-        labels = getattr(self.predictor.task, "labels", None) if self.predictor is not None else None
+        labels = self.engine.task.labels if self.engine is not None else None
         return list(labels) if labels else None
 
     @property
@@ -179,7 +158,7 @@ class Backend:
 
     @property
     def can_predict(self) -> bool:
-        return self.predictor is not None
+        return self.engine is not None
 
     # ---- event loop side: cheap, per request ------------------------------------------------------
     def tokenize(
@@ -208,15 +187,20 @@ class Backend:
 
     def prepare(self, inputs: Sequence[Mapping[str, Any]]) -> list[PredictItem]:
         """Task inputs -> examples and their windows; a bad input raises ValueError naming inputs[i]."""
-        assert self.predictor is not None
-        examples = self.predictor.examples(inputs, source="inputs")
-        features = featurize(self.predictor.task, examples, self.tokenizer, self.max_length)
+        assert self.engine is not None
+        examples = self.engine.examples(inputs, source="inputs")
         grouped: list[list[Feature]] = [[] for _ in examples]
-        for f in features:
+        for f in self.engine.featurize(examples):
             grouped[f["example_index"]].append(f)
         return [PredictItem(e, fs) for e, fs in zip(examples, grouped, strict=True)]
 
     # ---- worker thread side: one call per model batch ---------------------------------------------
+    def health(self) -> None:
+        """Run the encoder on one short input; raises if the model cannot answer (a graph without an encoder
+        output has nothing cheap to run and passes)."""
+        if self.embedder is not None:
+            self.embed(self.tokenize(["health"], None))
+
     def embed(self, encodings: list[Encoding]) -> list[np.ndarray]:
         """Sentence vectors (D,) for a batch of encodings, before per-request normalisation."""
         assert self.embedder is not None
@@ -224,10 +208,68 @@ class Backend:
 
     def predict(self, items: list[PredictItem]) -> list[dict]:
         """Task predictions for a batch of prepared inputs, in order."""
-        assert self.predictor is not None
+        assert self.engine is not None
         features = [{**f, "example_index": i} for i, item in enumerate(items) for f in item.features]
-        task = self.predictor.task
-        outputs, order = run_model(
-            task, self.predictor.model, features, self.config.max_batch_size, self.device
-        )
-        return task.decode(outputs, order, [item.example for item in items])
+        examples = [item.example for item in items]
+        return self.engine.predict_features(examples, features, self.config.max_batch_size)
+
+
+class TorchBackend(Backend):
+    """PyTorch on CPU or GPU; optionally dynamic int8 (CPU) or a compiled encoder."""
+
+    kind = "torch"
+
+    def pick_device(self) -> torch.device:
+        device = runtime.pick_device(self.config.device)
+        if self.config.quantize and device.type != "cpu":
+            raise ValueError("--quantize int8 runs on the CPU; drop it to serve on the GPU")
+        return device
+
+    def load(self) -> Loaded:
+        config = self.config
+        if find_weights(self.folder) is None and (self.folder / config.onnx_file).is_file():
+            raise FileNotFoundError(
+                f"{self.folder} holds an ONNX export ({config.onnx_file}) and no PyTorch weights; "
+                "serve it with --backend onnx"
+            )
+        engine = None
+        if folder_format.has_info(self.folder):
+            engine = Engine.from_folder(self.folder, device=self.device)
+            model: nn.Module = engine.model
+        else:
+            model = BertModel.from_pretrained(self.folder).to(self.device).eval()
+        if config.quantize == "int8":
+            from bertkit.export.quantize import quantize_torch
+
+            model = quantize_torch(model)
+        if config.compile:
+            started = time.perf_counter()
+            if isinstance(model, BertModel):
+                model = runtime.compile_encoder(model)
+            else:  # a head model: its encoder is compiled in place, the Embedder shares it
+                runtime.compile_encoder(model)
+            logger.info("compiled the encoder in %.0f s", time.perf_counter() - started)
+        if engine is not None:
+            engine.model = model
+        encoder = model if engine is None else getattr(model, "bert", None)
+        return Loaded(engine, encoder, model.config)
+
+
+class OnnxBackend(Backend):
+    """onnxruntime on the CPU, on a graph from `bertkit export` (export.runtime.OnnxModel carries the head)."""
+
+    kind = "onnx"
+
+    def load(self) -> Loaded:
+        from bertkit.export.runtime import OnnxModel
+
+        model = OnnxModel(self.folder / self.config.onnx_file, threads=self.config.threads)
+        engine = None
+        if folder_format.has_info(self.folder):
+            task, info = load_task(self.folder)
+            engine = Engine(task, model, self.tokenizer, info.max_seq_length, device=self.device)
+        encoder = model.encode if model.has_hidden_state else None
+        return Loaded(engine, encoder, model.config, last_layer_only=True)
+
+
+BACKENDS: dict[str, type[Backend]] = {"torch": TorchBackend, "onnx": OnnxBackend}

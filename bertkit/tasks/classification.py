@@ -26,7 +26,7 @@ from bertkit.evaluation.classification import (
     regression_metrics,
 )
 from bertkit.model.heads import BertForSequenceClassification
-from bertkit.tasks.base import Batch, Feature
+from bertkit.tasks.base import Batch, Feature, TaskBase, UnknownLabel
 from bertkit.tokenization import Tokenizer
 from bertkit.weights.load import load_pretrained
 
@@ -53,7 +53,7 @@ def discover_labels(examples: Iterable[TextExample]) -> tuple[str, ...]:
     return tuple(sorted(names))
 
 
-class ClassificationTask:
+class ClassificationTask(TaskBase):
     """Classify a text or a text pair; the head is BertForSequenceClassification (transformers-compatible).
 
     labels: class names in id order (None: discovered from the training data by prepare()).
@@ -101,23 +101,6 @@ class ClassificationTask:
     @property
     def multi_label(self) -> bool:
         return self.problem_type == "multi_label_classification"
-
-    def to_json(self) -> dict[str, Any]:
-        return {
-            "labels": list(self.labels) if self.labels is not None else None,
-            "problem_type": self.problem_type,
-            "main_metric": self.main_metric,
-            "window_stride": self.window_stride,
-            "pooling": self.pooling,
-            "threshold": self.threshold,
-            "label_separator": self.label_separator,
-        }
-
-    def __eq__(self, other: object) -> bool:
-        return isinstance(other, ClassificationTask) and self.to_json() == other.to_json()
-
-    def __repr__(self) -> str:
-        return f"ClassificationTask({self.to_json()})"
 
     def prepare(self, train_examples: Sequence[TextExample]) -> ClassificationTask:
         """This task with its label names discovered from the training data when none were given."""
@@ -172,7 +155,7 @@ class ClassificationTask:
         names = self.label_names(example.label) if self.multi_label else (str(example.label),)
         unknown = [n for n in names if n not in self._index]
         if unknown:
-            return f"unknown label {unknown[0]!r}; the labels are {', '.join(self.labels)}"
+            return UnknownLabel(f"unknown label {unknown[0]!r}; the labels are {', '.join(self.labels)}")
         return None
 
     def example_from_dict(self, record: Mapping[str, Any], source: str = "") -> TextExample:

@@ -20,7 +20,7 @@ from torch import Tensor, nn
 from bertkit.data.collate import pad_sequences
 from bertkit.data.examples import ChoiceExample
 from bertkit.model.heads import BertForMultipleChoice
-from bertkit.tasks.base import Batch, Feature
+from bertkit.tasks.base import Batch, Feature, TaskBase
 from bertkit.tokenization import Tokenizer
 from bertkit.weights.load import load_pretrained
 
@@ -33,20 +33,11 @@ def second_text(example: ChoiceExample, choice: str) -> str:
     return f"{example.question} {choice}" if example.question else choice
 
 
-class MultipleChoiceTask:
+class MultipleChoiceTask(TaskBase):
     """Pick one of N choices with BertForMultipleChoice (transformers-compatible head)."""
 
     name = "multiple_choice"
     main_metric = "accuracy"
-
-    def to_json(self) -> dict[str, Any]:
-        return {}
-
-    def __eq__(self, other: object) -> bool:
-        return isinstance(other, MultipleChoiceTask)
-
-    def __repr__(self) -> str:
-        return "MultipleChoiceTask()"
 
     def build_model(self, model: str, *, from_finetuned: bool = False) -> tuple[nn.Module, Any]:
         return load_pretrained(model, BertForMultipleChoice, require_heads=from_finetuned)

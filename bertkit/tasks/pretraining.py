@@ -22,7 +22,7 @@ from bertkit.data.collate import encoder_inputs, pad_sequences
 from bertkit.data.corpus import Shards
 from bertkit.model.config import BertConfig
 from bertkit.model.heads import BertForPreTraining, PretrainingLogits
-from bertkit.tasks.base import Batch, Feature
+from bertkit.tasks.base import Batch, Feature, TaskBase
 from bertkit.tokenization import Tokenizer
 from bertkit.weights.load import load_pretrained
 
@@ -62,7 +62,7 @@ def split_by_document(shards: Shards, fraction: float, seed: int = 0) -> tuple[l
     return train, dev
 
 
-class PretrainingTask:
+class PretrainingTask(TaskBase):
     """MLM (+ NSP) on pre-masked instances. model_config builds a fresh model (training from scratch)."""
 
     name = "pretraining"
@@ -71,15 +71,6 @@ class PretrainingTask:
     def __init__(self, next_sentence: bool = True, model_config: Mapping[str, Any] | None = None):
         self.next_sentence = next_sentence
         self.model_config = dict(model_config) if model_config is not None else None
-
-    def to_json(self) -> dict[str, Any]:
-        return {"next_sentence": self.next_sentence, "model_config": self.model_config}
-
-    def __eq__(self, other: object) -> bool:
-        return isinstance(other, PretrainingTask) and self.to_json() == other.to_json()
-
-    def __repr__(self) -> str:
-        return f"PretrainingTask(next_sentence={self.next_sentence})"
 
     def build_model(self, model: str, *, from_finetuned: bool = False) -> tuple[nn.Module, Any]:
         """BertForPreTraining, fresh from model_config or from a checkpoint (new heads are reported).

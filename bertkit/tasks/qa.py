@@ -29,7 +29,7 @@ from bertkit.data.examples import Answer, QAExample
 from bertkit.data.readers.squad import NOT_IN_CONTEXT, anchor_answer
 from bertkit.evaluation.qa import cmrc2018, squad_v1, squad_v2
 from bertkit.model.heads import BertForQuestionAnswering, SpanLogits
-from bertkit.tasks.base import Batch, Feature
+from bertkit.tasks.base import Batch, Feature, TaskBase
 from bertkit.tokenization import Tokenizer
 from bertkit.weights.load import load_pretrained
 
@@ -88,7 +88,7 @@ def _training_answer(example: QAExample) -> Answer | None:
     return next((a for a in example.answers if a.start != NOT_IN_CONTEXT and a.text), None)
 
 
-class QATask:
+class QATask(TaskBase):
     """Extractive QA with BertForQuestionAnswering (transformers-compatible head).
 
     metric: squad (v1.1), squad_v2 (unanswerable questions, null score) or cmrc2018 (Chinese character-level).
@@ -124,22 +124,6 @@ class QATask:
     @property
     def with_negative(self) -> bool:
         return self.metric == "squad_v2"
-
-    def to_json(self) -> dict[str, Any]:
-        return {
-            "metric": self.metric,
-            "max_query_length": self.max_query_length,
-            "doc_stride": self.doc_stride,
-            "n_best_size": self.n_best_size,
-            "max_answer_length": self.max_answer_length,
-            "null_score_diff_threshold": self.null_score_diff_threshold,
-        }
-
-    def __eq__(self, other: object) -> bool:
-        return isinstance(other, QATask) and self.to_json() == other.to_json()
-
-    def __repr__(self) -> str:
-        return f"QATask({self.to_json()})"
 
     def build_model(self, model: str, *, from_finetuned: bool = False) -> tuple[nn.Module, Any]:
         return load_pretrained(model, BertForQuestionAnswering, require_heads=from_finetuned)

@@ -36,7 +36,7 @@ from bertkit.data.words import SPLIT_MODES, join_words
 from bertkit.evaluation.tagging import tagging_metrics
 from bertkit.model.crf import viterbi
 from bertkit.model.tagger import HEADS, BertForTagging
-from bertkit.tasks.base import Batch, Feature
+from bertkit.tasks.base import Batch, Feature, TaskBase, UnknownLabel
 from bertkit.tasks.tag_alignment import align, context, unit_spans_to_words, unit_tags, windows
 from bertkit.tokenization import Tokenizer
 from bertkit.weights.load import load_pretrained
@@ -51,7 +51,7 @@ class TagOutput(NamedTuple):
     end: Tensor | None = None
 
 
-class TaggingTask:
+class TaggingTask(TaskBase):
     """Tag each word; entities come out as {text, type, start, end} with text == input[start:end].
 
     labels: tag names in id order (None: every prefix of `scheme` for the types found in the training data).
@@ -98,24 +98,9 @@ class TaggingTask:
         self._index = {n: i for i, n in enumerate(self.labels or ())}
 
     # ---- configuration ---------------------------------------------------------------------------------
-    def to_json(self) -> dict[str, Any]:
-        return {
-            "labels": list(self.labels) if self.labels is not None else None,
-            "scheme": self.scheme,
-            "head": self.head,
-            "head_lr_scale": self.head_lr_scale,
-            "all_pieces": self.all_pieces,
-            "split": self.split,
-            "window_stride": self.window_stride,
-            "main_metric": self.main_metric,
-            "metric_mode": self.metric_mode,
-        }
-
-    def __eq__(self, other: object) -> bool:
-        return isinstance(other, TaggingTask) and self.to_json() == other.to_json()
-
-    def __repr__(self) -> str:
-        return f"TaggingTask({self.to_json()})"
+    def lr_scales(self) -> dict[str, float]:
+        """The LSTM and CRF learn at head_lr_scale x the base rate (the CRF transitions start at 0)."""
+        return {"crf.": self.head_lr_scale, "lstm.": self.head_lr_scale}
 
     def prepare(self, train_examples: Sequence[TaggedExample]) -> TaggingTask:
         """This task with its labels: every `scheme` prefix of each entity type in the training tags."""
@@ -144,7 +129,6 @@ class TaggingTask:
             model_options={"head": self.head, "transitions": self._transitions()},
             require_heads=from_finetuned,
         )
-        tagger.lr_scales = {"crf.": self.head_lr_scale, "lstm.": self.head_lr_scale}
         return tagger, report
 
     def _transitions(self) -> tuple[list[bool], list[list[bool]], list[bool]]:
@@ -175,7 +159,7 @@ class TaggingTask:
         if self.labels is not None:
             unknown = sorted({t for t in convert_tags(example.tags, self.scheme) if t not in self._index})
             if unknown:
-                return f"unknown label {unknown[0]!r}; the labels are {', '.join(self.labels)}"
+                return UnknownLabel(f"unknown label {unknown[0]!r}; the labels are {', '.join(self.labels)}")
         return None
 
     def example_from_dict(self, record: Mapping[str, Any], source: str = "") -> TaggedExample:

@@ -1,4 +1,4 @@
-"""Checkpoints: resumable training state written atomically, and the final model folder.
+"""Checkpoints: resumable training state written atomically; and the run's model folder (engine.save_folder).
 
 A resumable checkpoint is output_dir/checkpoints/step-NNNNNNNN/ with model.safetensors, optimizer.pt,
 rng.pt (every rank's RNG state) and state.json (step, epoch, position in the epoch, best metric, config).
@@ -22,12 +22,13 @@ import torch
 from safetensors.torch import load_file, save_file
 from torch import nn
 
+from bertkit.engine import save_folder
+from bertkit.folder import TRAIN_CONFIG_FILE
 from bertkit.training.config import TrainConfig
 
 logger = logging.getLogger(__name__)
 
 CHECKPOINTS = "checkpoints"
-MODEL_INFO = "bertkit.json"
 _STEP_DIR = re.compile(r"step-(\d+)")
 # Options that change nothing in the computation: a resumed run may differ in these.
 _COSMETIC = {
@@ -170,16 +171,7 @@ def save_model_folder(
     config: TrainConfig,
     extra_info: dict[str, Any] | None = None,
 ) -> None:
-    """The model folder: HF config.json + model.safetensors, vocab.txt + tokenizer_config.json, bertkit.json
-    (task name and options: the Predictor rebuilds the task from it), label names and train_config.json."""
-    out = Path(output_dir)
-    out.mkdir(parents=True, exist_ok=True)
-    model.save_pretrained(out)
-    tokenizer.save_pretrained(out)
-    info = {"task": task.name, "options": task.to_json(), "max_seq_length": config.max_seq_length}
-    info.update(extra_info or {})
-    (out / MODEL_INFO).write_text(json.dumps(info, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
-    labels = getattr(task, "labels", None)
-    if labels:
-        (out / "labels.txt").write_text("".join(f"{n}\n" for n in labels), encoding="utf-8")
-    config.save(out / "train_config.json")
+    """The model folder (bertkit.folder describes it: weights, tokenizer, bertkit.json, labels.txt) plus
+    train_config.json, the options of this run."""
+    save_folder(output_dir, task, model, tokenizer, config.max_seq_length, extra_info)
+    config.save(Path(output_dir) / TRAIN_CONFIG_FILE)

@@ -17,9 +17,9 @@ from typing import Any
 from bertkit import runtime as rt_mod
 from bertkit.data.readers import READERS
 from bertkit.data.validate import handle_rejects, split_valid
-from bertkit.inference.predictor import featurize, run_model
+from bertkit.engine import featurize, predict
 from bertkit.tasks import FAMILIES, PRESETS, build_task, fields_for, get_preset, read_split, split_file
-from bertkit.tasks.base import Task
+from bertkit.tasks.base import Task, UnknownLabel
 from bertkit.tokenization import Tokenizer
 from bertkit.training.config import TrainConfig
 from bertkit.training.loop import TrainResult, evaluate, train
@@ -141,9 +141,8 @@ def load_data(spec: DataSpec, need_train: bool = True, write_rejects: bool = Tru
     train_items, rejects = split_valid(raw_train or [], lambda e: _check(task, e, labelled=True, soft=True))
     if train_items and not spec.is_preset and "labels" not in spec.task_options:
         _check_header(train_items, "training")
-    prepare = getattr(task, "prepare", None)
-    if prepare is not None and train_items:
-        task = prepare(train_items)
+    if train_items:
+        task = task.prepare(train_items)
     train_items, late = split_valid(train_items, lambda e: _check(task, e, labelled=True))
     rejects += late
     reject(rejects, "training")
@@ -161,12 +160,9 @@ def load_data(spec: DataSpec, need_train: bool = True, write_rejects: bool = Tru
 
 
 def _check(task: Task, example: Any, labelled: bool, soft: bool = False) -> str | None:
-    check = getattr(task, "check", None)
-    if check is None:
-        return None
-    reason = check(example, labelled=labelled)
-    # Before labels are discovered, an "unknown label" cannot be judged yet.
-    if soft and reason and reason.startswith("unknown label"):
+    reason = task.check(example, labelled=labelled)
+    # Before labels are discovered, an unknown label cannot be judged yet.
+    if soft and isinstance(reason, UnknownLabel):
         return None
     return reason
 
@@ -206,12 +202,10 @@ def run_once(spec: DataSpec, data: Data, model_name: str, config: TrainConfig, o
                     "--do-predict needs test data: a preset test file in --data-dir, or --test-file"
                 )
             feats = featurize(data.task, data.test, tokenizer, config.max_seq_length)
-            outputs, order = run_model(
-                data.task, model, feats, config.eval_batch_size, runtime.device, runtime.autocast
+            predictions = predict(
+                data.task, model, data.test, feats, config.eval_batch_size, runtime.device, runtime.autocast
             )
-            write_predictions(
-                output_dir / "predictions.jsonl", data.test, data.task.decode(outputs, order, data.test)
-            )
+            write_predictions(output_dir / "predictions.jsonl", data.test, predictions)
     finally:
         rt_mod.stop(runtime)
     return metrics

@@ -24,7 +24,7 @@ from tqdm.auto import tqdm
 
 from bertkit import runtime as rt_mod
 from bertkit.data.collate import shuffled_batches
-from bertkit.inference.predictor import featurize, run_model, to_device
+from bertkit.engine import featurize, predict, to_device
 from bertkit.runtime import Runtime
 from bertkit.tasks.base import Feature, Task
 from bertkit.training.checkpoint import (
@@ -67,10 +67,9 @@ def evaluate(
     runtime = runtime or Runtime(next(model.parameters()).device, config.precision)
     if features is None:
         features = featurize(task, examples, tokenizer, config.max_seq_length)
-    outputs, run_order = run_model(
-        task, model, features, config.eval_batch_size, runtime.device, runtime.autocast
+    predictions = predict(
+        task, model, examples, features, config.eval_batch_size, runtime.device, runtime.autocast
     )
-    predictions = task.decode(outputs, run_order, examples)
     return task.metrics(predictions, examples), predictions
 
 
@@ -139,6 +138,7 @@ def train(
         betas=(config.adam_beta1, config.adam_beta2),
         eps=config.adam_eps,
         bias_correction=config.bias_correction,
+        lr_scales=task.lr_scales(),
     )
     scaler = torch.amp.GradScaler("cuda") if config.precision == "fp16" else None
     steps_per_epoch = len(_plan(lengths, config, runtime, 0))

@@ -6,21 +6,24 @@ The schedule is not hidden inside the optimizer: the loop sets each group's lr t
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 
 import torch
 from torch import Tensor, nn
 
 
-def param_groups(model: nn.Module, weight_decay: float) -> list[dict]:
+def param_groups(
+    model: nn.Module, weight_decay: float, lr_scales: Mapping[str, float] | None = None
+) -> list[dict]:
     """Two groups: matrices (decayed) and biases / LayerNorm weights (never decayed), as in BERT.
 
     Tensors with dim() >= 2 are exactly the weight matrices and embeddings: bias and LayerNorm
     parameters are 1-D (nanoGPT's rule, equal to BERT's name-based exclusion).
-    A model may declare `lr_scales = {"crf.": 100.0}` (parameter-name prefix -> factor): those parameters
-    get groups of their own with "lr_scale", which set_lr multiplies in (a CRF learns faster than BERT).
+    lr_scales (the task's TaskBase.lr_scales(), e.g. {"crf.": 100.0}: parameter-name prefix -> factor) puts
+    those parameters in groups of their own with "lr_scale", which set_lr multiplies in (a CRF learns faster
+    than BERT).
     """
-    scales: dict[str, float] = dict(getattr(model, "lr_scales", None) or {})
+    scales: dict[str, float] = dict(lr_scales or {})
     groups: dict[tuple[float, bool], list] = {(1.0, True): [], (1.0, False): []}
     for name, param in model.named_parameters():
         if param.requires_grad:
@@ -84,9 +87,10 @@ def build_optimizer(
     eps: float = 1e-8,
     bias_correction: bool = True,
     fused: bool | None = None,
+    lr_scales: Mapping[str, float] | None = None,
 ) -> torch.optim.Optimizer:
     """torch AdamW (the fused kernel where torch has one) or, with bias_correction=False, Google's variant."""
-    groups = param_groups(model, weight_decay)
+    groups = param_groups(model, weight_decay, lr_scales)
     if not bias_correction:
         return GoogleAdamW(groups, lr=lr, betas=betas, eps=eps)
     if fused is None:  # the fused kernel: CUDA, and CPU since torch 2.4 (5x faster than foreach there)

@@ -147,9 +147,8 @@ def write_report(
     curves = plot_learning_curves(read_log(out / METRICS_LOG), task.main_metric, out / "learning_curves.png")
     if curves:
         written.append(curves)
-    confusion = getattr(task, "confusion", None)
-    if confusion is not None and predictions is not None and examples:
-        matrix = confusion(predictions, examples)
+    if predictions is not None and examples:
+        matrix = task.confusion(predictions, examples)
         if matrix is not None:
             path = plot_confusion(matrix, list(task.labels), out / "confusion_matrix.png")
             if path:

@@ -133,7 +133,7 @@ def test_problem_types_survive_the_folder(tmp_path: Path, options: dict, problem
 
 
 def test_featurize_names_the_example_that_cannot_be_windowed(tmp_path: Path) -> None:
-    from bertkit.inference.predictor import featurize
+    from bertkit.engine import featurize
 
     tok = Tokenizer.from_pretrained(tiny.make_tiny_model(tmp_path / "m"))
     task = ClassificationTask(labels=["neg", "pos"], window_stride=2)

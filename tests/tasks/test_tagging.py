@@ -18,7 +18,8 @@ from safetensors.torch import load_file
 from bertkit.data.examples import TaggedExample, TextExample
 from bertkit.data.readers.conll import read_conll, write_conll
 from bertkit.data.tag_schemes import is_valid
-from bertkit.inference.predictor import Predictor, featurize, run_model
+from bertkit.engine import featurize, run_model
+from bertkit.inference.predictor import Predictor
 from bertkit.model.bert import BertModel
 from bertkit.model.config import BertConfig
 from bertkit.tasks import build_task, get_preset
@@ -189,7 +190,7 @@ def test_heads_train_save_and_reload(en_model, tmp_path, head):
         assert any(k.startswith("crf.") for k in report.initialized)
     feats = featurize(task, examples, tok, 12)
     batch = task.collate(feats)
-    optimizer = build_optimizer(model, lr=1e-3, weight_decay=0.01)
+    optimizer = build_optimizer(model, lr=1e-3, weight_decay=0.01, lr_scales=task.lr_scales())
     model.train()
     losses = []
     for _ in range(8):
@@ -269,7 +270,7 @@ def test_crf_loss_is_the_mean_window_nll(en_model):
 def test_head_parameters_get_a_higher_learning_rate(en_model):
     task = TaggingTask(head="lstm_crf", head_lr_scale=50.0).prepare(en_examples())
     model, _ = task.build_model(str(en_model))
-    optimizer = build_optimizer(model, lr=1e-4, weight_decay=0.01)
+    optimizer = build_optimizer(model, lr=1e-4, weight_decay=0.01, lr_scales=task.lr_scales())
     set_lr(optimizer, 2e-5)
     scaled = {id(p) for g in optimizer.param_groups if g.get("lr_scale") == 50.0 for p in g["params"]}
     head = {id(p) for n, p in model.named_parameters() if n.startswith(("crf.", "lstm."))}
