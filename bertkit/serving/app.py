@@ -15,14 +15,13 @@ import time
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import asynccontextmanager
-from typing import Any, TypeVar
+from typing import Any
 
 try:
-    import orjson
+    import orjson  # noqa: F401 - checked here so the message below names the extra
     from fastapi import FastAPI, Request
     from fastapi.exceptions import RequestValidationError
     from fastapi.responses import Response
-    from pydantic import BaseModel, ValidationError
     from starlette.exceptions import HTTPException
 except ImportError as err:  # pragma: no cover - depends on the installed extras
     raise ImportError(
@@ -31,9 +30,11 @@ except ImportError as err:  # pragma: no cover - depends on the installed extras
 
 import numpy as np
 
+from bertkit.serving import hf_routes, openai_routes, playground, tei_routes
 from bertkit.serving.backend import Backend, TooLong
 from bertkit.serving.batcher import Batcher, BatchStats, QueueFull, ShuttingDown
 from bertkit.serving.config import ServeConfig
+from bertkit.serving.http import BadJson, body_schema, error, json_response, parse, read_json, validate
 from bertkit.serving.metrics import ServerMetrics
 from bertkit.serving.schemas import (
     EncodeRequest,
@@ -56,65 +57,6 @@ OPEN_ROUTES = ("/health",)
 ERRORS: dict[int | str, dict[str, Any]] = {
     code: {"model": ErrorResponse} for code in (400, 401, 413, 422, 503)
 }
-Body = TypeVar("Body", bound=BaseModel)
-
-
-class BadJson(ValueError):
-    """The body is not JSON (400)."""
-
-
-def body_schema(model: type[BaseModel]) -> dict[str, Any]:
-    """OpenAPI for a JSON body that the route parses itself (so any content type with JSON in it works)."""
-    return {
-        "requestBody": {
-            "required": True,
-            "content": {"application/json": {"schema": model.model_json_schema()}},
-        }
-    }
-
-
-async def parse(request: Request, model: type[Body]) -> Body:
-    """The request body as `model`: 400 when it is not JSON, 422 when a field is missing or mistyped."""
-    raw = await request.body()
-    try:
-        data = orjson.loads(raw)
-    except orjson.JSONDecodeError as err:
-        raise BadJson(
-            f'malformed JSON body ({err}); send a JSON object such as {{"texts": ["..."]}}'
-        ) from err
-    if not isinstance(data, dict):
-        raise RequestValidationError(
-            [
-                {
-                    "loc": ("body",),
-                    "msg": f"the body must be a JSON object, not {type(data).__name__}",
-                    "type": "object_type",
-                }
-            ]
-        )
-    try:
-        return model.model_validate(data)
-    except ValidationError as err:
-        raise RequestValidationError(
-            [
-                {**e, "loc": ("body", *e.get("loc", ()))}
-                for e in err.errors(include_url=False, include_context=False)
-            ]
-        ) from None
-
-
-def json_response(body: Any, status: int = 200, headers: dict[str, str] | None = None) -> Response:
-    """orjson straight to bytes (numpy arrays included): no pydantic round trip on the hot path."""
-    return Response(
-        orjson.dumps(body, option=orjson.OPT_SERIALIZE_NUMPY), status, headers, "application/json"
-    )
-
-
-def error(status: int, message: str, headers: dict[str, str] | None = None, detail: Any = None) -> Response:
-    body: dict[str, Any] = {"error": message}
-    if detail is not None:
-        body["detail"] = detail
-    return json_response(body, status, headers)
 
 
 class Guard:
@@ -143,12 +85,19 @@ class Guard:
         start = time.perf_counter()
         status = 500
         reply: Response | None = None
-        if self.key is not None and path not in OPEN_ROUTES and not self._authorized(scope["headers"]):
-            reply = error(
-                401,
-                "missing or wrong API key: send 'Authorization: Bearer KEY' or 'X-API-Key: KEY'",
-                {"WWW-Authenticate": "Bearer"},
-            )
+        public = path in OPEN_ROUTES or (path == "/" and scope["method"] == "GET")  # the playground page
+        if self.key is not None and not public and not self._authorized(scope["headers"]):
+            message = "missing or wrong API key: send 'Authorization: Bearer KEY' or 'X-API-Key: KEY'"
+            if path in openai_routes.PATHS:
+                reply = openai_routes.openai_error(
+                    401,
+                    message,
+                    "invalid_request_error",
+                    "invalid_api_key",
+                    headers={"WWW-Authenticate": "Bearer"},
+                )
+            else:
+                reply = error(401, message, {"WWW-Authenticate": "Bearer"})
         else:
             for name, value in scope["headers"]:
                 if name == b"content-length" and value.isdigit() and int(value) > self.max_body:
@@ -186,9 +135,17 @@ class Server:
         self.batchers: dict[str, Batcher] = {}
         if self.backend.can_encode:
             self.batchers["/encode"] = self._batcher("/encode", self.backend.embed)
+            self.batchers["tokens"] = self._batcher("tokens", self.backend.embed_tokens)
         if self.backend.can_predict:
             self.batchers["/predict"] = self._batcher("/predict", self.backend.predict)
+            if self.backend.task_name in ("classification", "tagging"):
+                self.batchers["head"] = self._batcher("head", self.backend.head_outputs)
+        self.extra_routes: list[str] = []  # routes the compatibility modules add (for metrics and 404s)
         self.closing = False
+
+    @property
+    def model_name(self) -> str:
+        return self.config.served_model_name or self.backend.name
 
     def _batcher(self, route: str, run: Callable) -> Batcher:
         c = self.config
@@ -211,7 +168,8 @@ class Server:
 
     @property
     def routes(self) -> list[str]:
-        return ["/health", "/info", "/metrics", "/tokenize", *self.batchers]
+        own = [name for name in self.batchers if name.startswith("/")]
+        return ["/health", "/info", "/metrics", "/tokenize", *own, *self.extra_routes]
 
     async def start(self) -> None:
         for batcher in self.batchers.values():
@@ -262,7 +220,28 @@ class Server:
             dimensions=b.dimensions,
             limits=limits,
             version=VERSION,
+            model_id=b.name,
+            served_model_name=self.model_name,
+            model_type=self._model_type(),
+            max_input_length=b.max_length,
+            max_client_batch_size=c.max_client_batch_size,
+            auto_truncate=True,
+            long_inputs=c.long_inputs,
         ).model_dump()
+
+    def _model_type(self) -> dict[str, Any]:
+        b = self.backend
+        if b.task_name == "classification":
+            labels = b.labels or []
+            return {
+                "classifier": {
+                    "id2label": {str(i): n for i, n in enumerate(labels)},
+                    "label2id": {n: i for i, n in enumerate(labels)},
+                }
+            }
+        if b.task_name is not None:
+            return {b.task_name: {"labels": b.labels}}
+        return {"embedding": {"pooling": b.pooling}}
 
 
 def _chars(texts: Sequence[str], pairs: Sequence[str] | None) -> int:
@@ -314,8 +293,12 @@ def create_app(config: ServeConfig, backend: Backend | None = None) -> Any:
         openapi_extra=body_schema(TokenizeRequest),
     )
     async def tokenize(http: Request) -> Response:
-        """WordPiece tokens, ids, type ids and character offsets (cut to the model's max length)."""
-        request = await parse(http, TokenizeRequest)
+        """WordPiece tokens, ids, type ids and character offsets (cut to the model's max length); a body with
+        TEI's `inputs` gets TEI's answer (tei_routes.tokenize)."""
+        data = await read_json(http)
+        if isinstance(data, dict) and "inputs" in data and "texts" not in data:
+            return await tei_routes.tokenize(server, data)
+        request = validate(data, TokenizeRequest)
         texts, pairs = request.texts, request.text_pairs
         server.check_limits(texts, pairs)
         encodings = await server.off_loop(_chars(texts, pairs), server.backend.tokenize, texts, pairs, True)
@@ -367,8 +350,12 @@ def create_app(config: ServeConfig, backend: Backend | None = None) -> Any:
             openapi_extra=body_schema(PredictRequest),
         )
         async def predict(http: Request) -> Response:
-            """Task predictions (labels and probabilities, entities with offsets, answers with scores)."""
-            request = await parse(http, PredictRequest)
+            """Task predictions (labels and probabilities, entities with offsets, answers with scores); a body
+            with TEI / HF `inputs` (a text, texts, pairs, or {question, context}) gets the HF pipeline's shape."""
+            data = await read_json(http)
+            if hf_routes.is_pipeline_body(data):
+                return await hf_routes.pipeline(server, data)
+            request = validate(data, PredictRequest)
             backend = server.backend
             if request.inputs is not None:
                 inputs = request.inputs
@@ -390,6 +377,10 @@ def create_app(config: ServeConfig, backend: Backend | None = None) -> Any:
             predictions = await server.batchers["/predict"].submit(items, [it.tokens for it in items])
             return json_response({"predictions": predictions, "model": backend.name})
 
+    openai_routes.install(app, server)
+    tei_routes.install(app, server)
+    hf_routes.install(app, server)
+    playground.install(app, server)
     return Guard(app, config, server.metrics, server.routes)
 
 

@@ -23,6 +23,7 @@ from torch import nn
 
 from bertkit import folder as folder_format
 from bertkit import runtime
+from bertkit.data.collate import encoder_inputs
 from bertkit.engine import Engine, load_task
 from bertkit.model.bert import BertModel
 from bertkit.serving.config import ServeConfig
@@ -103,6 +104,10 @@ class Backend:
         self.max_length = self._max_length(loaded.model_config)
         if self.engine is not None:
             self.engine.max_seq_length = self.max_length
+            task = self.engine.task
+            if config.long_inputs == "windows" and getattr(task, "window_stride", 0) is None:
+                # a classifier saved without windows would cut a long text silently; read it in windows instead
+                task.window_stride = max(1, (self.max_length - 2) // 4)
         # MKL's CPU GEMMs slow down past ~512 rows (tokens) on some CPUs (measured: 110 -> 45 GFLOPS on this
         # AMD EPYC), so CPU batches stay small; GPUs want large ones.
         self.max_batch_tokens = config.max_batch_tokens or (512 if self.device.type == "cpu" else 16384)
@@ -160,6 +165,31 @@ class Backend:
     def can_predict(self) -> bool:
         return self.engine is not None
 
+    @property
+    def problem_type(self) -> str | None:
+        """A classifier's HF problem_type (single_label_classification, multi_label_classification,
+        regression); None for other tasks."""
+        task = self.engine.task if self.engine is not None else None
+        if task is None or self.task_name != "classification":
+            return None
+        if getattr(task, "regression", False):
+            return "regression"
+        return (
+            "multi_label_classification"
+            if getattr(task, "multi_label", False)
+            else "single_label_classification"
+        )
+
+    @property
+    def window_pooling(self) -> str:
+        """How a classifier merges the logits of a long text's windows: mean or max."""
+        task = self.engine.task if self.engine is not None else None
+        return getattr(task, "pooling", "mean") or "mean"
+
+    @property
+    def vocab_size(self) -> int:
+        return self.tokenizer.vocab_size
+
     # ---- event loop side: cheap, per request ------------------------------------------------------
     def tokenize(
         self, texts: Sequence[str], pairs: Sequence[str] | None, truncate: bool = True
@@ -205,6 +235,25 @@ class Backend:
         """Sentence vectors (D,) for a batch of encodings, before per-request normalisation."""
         assert self.embedder is not None
         return self.embedder.embed(encodings)
+
+    def embed_tokens(self, encodings: list[Encoding]) -> list[np.ndarray]:
+        """The last layer's vector of every token, (T, H) per encoding (TEI's /embed_all)."""
+        assert self.embedder is not None
+        return self.embedder.embed_tokens(encodings)
+
+    def head_outputs(self, encodings: list[Encoding]) -> list[np.ndarray]:
+        """The head's raw scores per window: (L,) logits for a classifier, (T, L) tag scores for a tagger."""
+        assert self.engine is not None
+        rows = [{"input_ids": e.ids, "token_type_ids": e.type_ids} for e in encodings]
+        with torch.inference_mode():
+            batch = {
+                k: v.to(self.device) for k, v in encoder_inputs(rows, self.tokenizer.pad_token_id).items()
+            }
+            out = self.engine.model(batch["input_ids"], batch["token_type_ids"], batch["attention_mask"])
+            scores = out.float().cpu().numpy()
+        if scores.ndim == 3:
+            return [scores[i, : len(e.ids)] for i, e in enumerate(encodings)]
+        return list(scores)
 
     def predict(self, items: list[PredictItem]) -> list[dict]:
         """Task predictions for a batch of prepared inputs, in order."""

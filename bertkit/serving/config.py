@@ -65,6 +65,26 @@ class ServeConfig:
     )
     max_texts: int = _opt(256, "most texts in one request (more is a 413)")
     max_text_chars: int = _opt(50000, "longest text accepted, in characters (longer is a 413)")
+    max_client_batch_size: int = _opt(
+        2048,
+        "most inputs in one OpenAI or TEI request (/v1/embeddings, /embed, ...); the server splits them into "
+        "batches itself (more is a 413)",
+    )
+    served_model_name: str | None = _opt(
+        None, "model name in /v1/models, /info and OpenAI responses (default: the --model value)"
+    )
+    accept_token_ids: bool = _opt(
+        False,
+        "/v1/embeddings: read token-id arrays as ids of this model's own vocabulary (range-checked); by default "
+        "they are refused with a 422, since clients such as LangChain send another tokenizer's (tiktoken) ids",
+    )
+    long_inputs: str = _opt(
+        "windows",
+        "/predict for a classifier saved without windows: windows reads a long text in overlapping windows "
+        "(logits pooled), truncate cuts it at --max-length",
+        ("windows", "truncate"),
+    )
+    playground: bool = _opt(True, "serve the playground page at / (--no-playground: GET / is a health check)")
     threads: int | None = _opt(None, "CPU threads for the model (default: PyTorch / onnxruntime default)")
     graceful_timeout: float = _opt(
         30.0, "on SIGTERM, seconds to let in-flight requests finish before exiting"
@@ -73,7 +93,15 @@ class ServeConfig:
     access_log: bool = _opt(False, "log one line per request")
 
     def __post_init__(self) -> None:
-        positive = ("port", "max_batch_tokens", "max_batch_size", "max_queue", "max_texts", "max_text_chars")
+        positive = (
+            "port",
+            "max_batch_tokens",
+            "max_batch_size",
+            "max_queue",
+            "max_texts",
+            "max_text_chars",
+            "max_client_batch_size",
+        )
         for name in positive:
             if getattr(self, name) is not None and getattr(self, name) < 1:
                 raise ValueError(f"{name} must be at least 1, got {getattr(self, name)}")
@@ -90,7 +118,9 @@ class ServeConfig:
             if choices and value is not None and value not in choices:
                 raise ValueError(f"{f.name} must be one of {', '.join(choices)}, not {value!r}")
         if self.compile and (self.backend != "torch" or self.quantize):
-            raise ValueError("compile applies to the torch backend in full precision: drop --quantize int8 or --compile")
+            raise ValueError(
+                "compile applies to the torch backend in full precision: drop --quantize int8 or --compile"
+            )
         if self.quantize and self.backend != "torch":
             raise ValueError(
                 "quantize applies to the torch backend; for onnx export with --quantize int8 and "

@@ -72,7 +72,9 @@ class Embedder:
         """One (D,) vector per encoding, before normalisation (the route normalises per request)."""
         rows = [{"input_ids": e.ids, "token_type_ids": e.type_ids} for e in encodings]
         need_all = self.layers != (-1,)
-        with torch.inference_mode():  # inputs made inside too: a compiled encoder guards on how they were made
+        with (
+            torch.inference_mode()
+        ):  # inputs made inside too: a compiled encoder guards on how they were made
             batch = {k: v.to(self._device) for k, v in encoder_inputs(rows, self._pad).items()}
             if need_all:
                 output = self._encoder(
@@ -87,3 +89,12 @@ class Embedder:
         if self.whitening is not None:
             vectors = self.whitening.apply(vectors)
         return list(vectors)
+
+    def embed_tokens(self, encodings: list[Encoding]) -> list[np.ndarray]:
+        """The last layer's (T, H) token vectors of each encoding, padding dropped."""
+        rows = [{"input_ids": e.ids, "token_type_ids": e.type_ids} for e in encodings]
+        with torch.inference_mode():
+            batch = {k: v.to(self._device) for k, v in encoder_inputs(rows, self._pad).items()}
+            output = self._encoder(batch["input_ids"], batch["token_type_ids"], batch["attention_mask"])
+            hidden = output.last_hidden_state.float().cpu().numpy()
+        return [hidden[i, : len(e.ids)] for i, e in enumerate(encodings)]

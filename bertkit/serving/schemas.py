@@ -127,6 +127,23 @@ class InfoResponse(BaseModel):
     dimensions: int
     limits: Limits
     version: str
+    # text-embeddings-inference's /info fields, so TEI clients read this too
+    model_id: str
+    served_model_name: str
+    model_type: dict[str, Any] = Field(
+        description='{"embedding": {"pooling"}}, {"classifier": {"id2label", "label2id"}} or {task: {...}}'
+    )
+    max_input_length: int = Field(description="Tokens per text the model reads (the window).")
+    max_client_batch_size: int = Field(
+        description="Most inputs in one OpenAI / TEI request (split into batches)."
+    )
+    auto_truncate: bool = Field(
+        description="Embeddings (/encode, /embed, /v1/embeddings) of longer texts are cut to max_input_length."
+    )
+    long_inputs: str = Field(
+        description="/predict of a longer text: classification and tagging read it in overlapping windows "
+        "(windows), or a classifier cuts it (truncate); QA windows its context."
+    )
 
 
 class ErrorResponse(BaseModel):
