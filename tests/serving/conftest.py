@@ -110,6 +110,26 @@ def tagger_dir(tmp_path_factory, tiny_dir: Path) -> Path:
     )
 
 
+@pytest.fixture(scope="session")
+def ner_dir(tmp_path_factory, tiny_dir):
+    """A tiny PER/LOC tagger (random head, seeded): the entities are arbitrary but fixed."""
+    import torch
+
+    from bertkit.tasks import build_task
+    from bertkit.tokenization import Tokenizer
+    from bertkit.training.checkpoint import save_model_folder
+    from bertkit.training.config import TrainConfig
+
+    torch.manual_seed(3)
+    task = build_task("tagging", {"labels": ["O", "B-PER", "I-PER", "B-LOC", "I-LOC"]})
+    model, _ = task.build_model(str(tiny_dir))
+    with torch.no_grad():
+        model.classifier.weight.mul_(20)  # sharper scores, so entities of several pieces occur
+    out = tmp_path_factory.mktemp("ner") / "tagger"
+    save_model_folder(out, model, Tokenizer.from_pretrained(tiny_dir), task, TrainConfig(max_seq_length=16))
+    return out
+
+
 def client(url: str, api_key: str | None = None) -> httpx.Client:
     headers = {"Authorization": f"Bearer {api_key}"} if api_key else {}
     return httpx.Client(base_url=url, timeout=TIMEOUT, headers=headers)

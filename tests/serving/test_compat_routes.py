@@ -15,24 +15,6 @@ NER_TEXTS = ["John Smith lives in Paris with Mary", "unaffable bankers met in th
 
 
 @pytest.fixture(scope="module")
-def ner_dir(tmp_path_factory, tiny_dir):
-    """A tiny PER/LOC tagger (random head, seeded): the entities are arbitrary but fixed."""
-    from bertkit.tasks import build_task
-    from bertkit.tokenization import Tokenizer
-    from bertkit.training.checkpoint import save_model_folder
-    from bertkit.training.config import TrainConfig
-
-    torch.manual_seed(3)
-    task = build_task("tagging", {"labels": ["O", "B-PER", "I-PER", "B-LOC", "I-LOC"]})
-    model, _ = task.build_model(str(tiny_dir))
-    with torch.no_grad():
-        model.classifier.weight.mul_(20)  # sharper scores, so entities of several pieces occur
-    out = tmp_path_factory.mktemp("ner") / "tagger"
-    save_model_folder(out, model, Tokenizer.from_pretrained(tiny_dir), task, TrainConfig(max_seq_length=16))
-    return out
-
-
-@pytest.fixture(scope="module")
 def ner_url(ner_dir, serve):
     with serve(ServeConfig(model=str(ner_dir), max_length=64)) as url:
         yield url
@@ -82,7 +64,9 @@ def test_long_text_is_tagged_in_windows_with_offsets_into_the_whole_text(ner_url
         own = c.post("/predict", json={"texts": [words]}).json()["predictions"][0]
     assert max(e["end"] for e in got) > len(words) * 3 // 4  # entities near the end: nothing was cut
     for e in got:
-        assert words[e["start"] : e["end"]].lower().replace(" ", "") == e["word"].replace("##", "").replace(" ", "")
+        assert words[e["start"] : e["end"]].lower().replace(" ", "") == e["word"].replace("##", "").replace(
+            " ", ""
+        )
     # far from window edges a piece has the same context as in one window: the short text's entities recur
     first = pipe(NER_TEXTS[0])
     assert [(e["start"], e["end"]) for e in got[: len(first) - 1]] == [
