@@ -4,6 +4,7 @@ requests: its feature-extraction pipeline by default, or --naive automodel: one 
 
     python bench/bench_serve.py                       # 5,000 requests, concurrency 64, all-MiniLM-L6-v2
     python bench/bench_serve.py --requests 1000 --skip-naive
+    python bench/bench_serve.py --openai --requests 1500 --rounds 3   # /v1/embeddings vs /encode, interleaved
 
 Loopback only (127.0.0.1), bounded in count (--requests) and time (--phase-timeout); servers are
 subprocesses that the script stops. Sentences: SST-2 dev from ../shared/data when present, else built in.
@@ -66,6 +67,42 @@ def make_load(n: int, texts: list[str], seed: int = 0) -> list[tuple[str, bytes,
         batch = [rng.choice(texts) for _ in range(k)]
         load.append(("/encode", json.dumps({"texts": batch}).encode(), k))
     return load
+
+
+def as_openai(load: list[tuple[str, bytes, int]], encoding_format: str) -> list[tuple[str, bytes, int]]:
+    """The same requests as OpenAI embeddings calls: {"texts": [...]} -> {"input": [...], "model", "encoding_format"}."""
+    out = []
+    for path, body, k in load:
+        if path == "/encode":
+            texts = json.loads(body)["texts"]
+            body = json.dumps({"input": texts, "model": "bench", "encoding_format": encoding_format}).encode()
+            path = "/v1/embeddings"
+        out.append((path, body, k))
+    return out
+
+
+def compare_openai(port: int, load: list, warm: list, args: argparse.Namespace) -> int:
+    """/encode and /v1/embeddings on the same server with the same texts, interleaved round by round."""
+    import statistics
+
+    rates: dict[str, list[float]] = {"/encode": [], "/v1/embeddings": []}
+    openai_load = as_openai(load, args.openai_format)
+    asyncio.run(run_load(port, warm, args.concurrency, args.phase_timeout))
+    asyncio.run(run_load(port, as_openai(warm, args.openai_format), args.concurrency, args.phase_timeout))
+    failures = 0
+    for r in range(args.rounds):
+        for name, requests in (("/encode", load), ("/v1/embeddings", openai_load)):
+            result = asyncio.run(run_load(port, requests, args.concurrency, args.phase_timeout))
+            failures += result.failures
+            rates[name].append(result.texts / result.seconds)
+            print(f"round {r + 1} {name}: {result.texts / result.seconds:.1f} texts/s, {result.done / result.seconds:.1f} "
+                  f"req/s, p50 {result.pct(0.5):.0f} ms, p99 {result.pct(0.99):.0f} ms, statuses {result.statuses}")  # fmt: skip
+    enc, oai = statistics.median(rates["/encode"]), statistics.median(rates["/v1/embeddings"])
+    print(
+        f"median texts/s: /encode {enc:.1f}, /v1/embeddings ({args.openai_format}) {oai:.1f}; ratio {oai / enc:.3f} "
+        "(goal >= 0.90)"
+    )
+    return 0 if failures == 0 else 1
 
 
 # ---- a minimal HTTP/1.1 keep-alive client: the load generator must not eat the server's CPU ------------
@@ -324,6 +361,11 @@ def main() -> int:
                    "request's texts padded into one forward")  # fmt: skip
     p.add_argument("--latency-only", action="store_true", help="only the batch-1 latency (any backend)")
     p.add_argument("--serve-args", default="", help="extra `bertkit serve` flags, e.g. '--backend onnx'")
+    p.add_argument("--openai", action="store_true",
+                   help="only compare /v1/embeddings with /encode on the same load (interleaved, --rounds times)")
+    p.add_argument("--openai-format", default="base64", choices=["base64", "float"],
+                   help="encoding_format of the /v1/embeddings requests (base64: the openai SDK's default)")
+    p.add_argument("--rounds", type=int, default=3, help="--openai: rounds of the two loads, medians reported")
     p.add_argument("--naive-server", type=int, default=None, help=argparse.SUPPRESS)  # internal: the baseline
     args = p.parse_args()
     if args.naive_server is not None:
@@ -362,6 +404,11 @@ def main() -> int:
         *args.serve_args.split(),
     ]
     proc = start(cmd, port, env)
+    if args.openai:
+        try:
+            return compare_openai(port, load, warm, args)
+        finally:
+            stop(proc)
     try:
         if not args.latency_only:
             asyncio.run(run_load(port, warm, args.concurrency, args.phase_timeout))

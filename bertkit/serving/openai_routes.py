@@ -118,7 +118,9 @@ def install(app: Any, server: Any) -> None:
         backend = server.backend
         texts = [(i, x) for i, x in enumerate(inputs) if isinstance(x, str)]
         encodings: list[Any] = [None] * len(inputs)
-        for (i, _), enc in zip(texts, backend.tokenize([t for _, t in texts], None, True), strict=True):
+        size = sum(len(t) for _, t in texts)
+        tokenized = await server.off_loop(size, backend.tokenize, [t for _, t in texts], None, True)
+        for (i, _), enc in zip(texts, tokenized, strict=True):
             encodings[i] = enc
         for i, x in enumerate(inputs):
             if encodings[i] is None:
