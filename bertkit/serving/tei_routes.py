@@ -134,10 +134,11 @@ def check_dimensions(server: Any, dimensions: int | None) -> None:
 
 async def head_logits(server: Any, texts: list[str], pairs: list[str] | None) -> list[np.ndarray]:
     """One classifier logit row (L,) per text (or pair); a long text is read in overlapping windows whose
-    logits are pooled as the task pools them, never cut."""
+    logits are pooled as the task pools them (unless --long-inputs truncate), never cut silently."""
     backend = server.backend
     span = backend.max_length
-    encodings = backend.tokenizer.encode_batch(texts, pairs, span, stride=max(1, (span - 2) // 4))
+    stride = max(1, (span - 2) // 4) if server.config.long_inputs == "windows" else None
+    encodings = backend.tokenizer.encode_batch(texts, pairs, span, stride=stride)
     windows = [(i, w) for i, e in enumerate(encodings) for w in e.windows]
     rows = await submit.run_chunks(server, "head", [w for _, w in windows], [len(w.ids) for _, w in windows])
     per_text: list[list[np.ndarray]] = [[] for _ in texts]
@@ -170,7 +171,8 @@ def _predict_inputs(inputs: Any) -> tuple[list[str], list[str] | None, bool]:
 
 
 async def classify(server: Any, data: dict[str, Any], batch_shaped: bool = False) -> Response:
-    """TEI /predict (raw_scores) and the HF text-classification pipeline (parameters.top_k, function_to_apply)."""
+    """TEI /predict (raw_scores; return_all, default true: every label) and the HF text-classification pipeline
+    (parameters.top_k, function_to_apply)."""
     backend = server.backend
     texts, pairs, single = _predict_inputs(data.get("inputs"))
     submit.check_inputs(server, texts + (pairs or []))
@@ -180,6 +182,8 @@ async def classify(server: Any, data: dict[str, Any], batch_shaped: bool = False
         "none" if data.get("raw_scores") else pipelines.default_function(backend.problem_type, len(labels))
     )
     top_k = params.get("top_k")
+    if top_k is None and data.get("return_all") is False:  # TEI-style: only the best label
+        top_k = 1
     if top_k is not None and (not isinstance(top_k, int) or top_k < 1):
         raise ValueError(f"parameters.top_k must be a positive integer, not {top_k!r}")
     rows = await head_logits(server, texts, pairs)

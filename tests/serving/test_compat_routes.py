@@ -85,13 +85,14 @@ def test_text_classification_equals_the_pipeline(cls_url, classifier_dir, http):
         batch = c.post("/predict", json={"inputs": [[t] for t in texts]}).json()  # 3 > max_texts: split
         pair = c.post("/predict", json={"inputs": ["hello world", "a pair"]}).json()
         raw = c.post("/predict", json={"inputs": texts[0], "raw_scores": True}).json()
+        best = c.post("/predict", json={"inputs": texts[0], "return_all": False}).json()
         top1 = c.post(
             "/", json={"inputs": texts[0], "parameters": {"top_k": 1, "function_to_apply": "sigmoid"}}
         )
         root = c.post("/", json={"inputs": texts[1]}).json()
         rerank = c.post("/rerank", json={"query": "hello", "texts": texts, "return_text": True}).json()
     want = pipe(texts[0], top_k=None)
-    assert [x["label"] for x in single] == [x["label"] for x in want]
+    assert [x["label"] for x in single] == [x["label"] for x in want] and best == single[:1]
     np.testing.assert_allclose([x["score"] for x in single], [x["score"] for x in want], atol=1e-5)
     assert [[x["label"] for x in row] for row in batch] == [
         [x["label"] for x in pipe(t, top_k=None)] for t in texts
