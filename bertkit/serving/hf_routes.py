@@ -24,6 +24,7 @@ from bertkit.serving.http import json_response, read_json, validate
 
 
 def _join(tokens: list[str]) -> str:
+    """transformers' convert_tokens_to_string for a WordPiece tokenizer (its decoder, with clean-up)."""
     from tokenizers import decoders
 
     return decoders.WordPiece(prefix="##", cleanup=True).decode(tokens)
@@ -40,7 +41,7 @@ async def token_classification(server: Any, data: dict[str, Any]) -> Response:
     if strategy not in pipelines.STRATEGIES:
         raise ValueError(f"parameters.aggregation_strategy must be one of {', '.join(pipelines.STRATEGIES)}")
     ignore = params.get("ignore_labels") or ["O"]
-    span = backend.max_length - 2
+    span = backend.max_length - backend.tokenizer.num_special_tokens()
     stride = params.get("stride")
     stride = span // 4 if stride is None else stride
     if not isinstance(stride, int) or not 0 <= stride < span:

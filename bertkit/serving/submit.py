@@ -67,7 +67,7 @@ def encode_texts(
 
 
 def encode_ids(backend: Any, ids: Sequence[int], truncate: bool, where: str) -> Encoding:
-    """[CLS] ids [SEP] for token ids of this model's own vocabulary; an id outside it is a ValueError."""
+    """[CLS] ids [SEP] (the family's template) for ids of this model's own vocabulary; others are a ValueError."""
     tok = backend.tokenizer
     size = tok.vocab_size
     for k, i in enumerate(ids):
@@ -75,15 +75,15 @@ def encode_ids(backend: Any, ids: Sequence[int], truncate: bool, where: str) -> 
             raise ValueError(
                 f"{where}[{k}] = {i!r} is not a token id of this model's vocabulary (0..{size - 1})"
             )
-    room = backend.max_length - 2
+    room = backend.max_length - tok.num_special_tokens()
     if len(ids) > room:
         if not truncate:
             raise TooLong(f"{where} has {len(ids) + 2} tokens; this model reads at most {backend.max_length}")
         ids = ids[:room]
-    full = [tok.cls_token_id, *ids, tok.sep_token_id]
+    full, type_ids = tok.with_specials(list(ids))  # the family's template: [CLS] A [SEP], <s> A </s>, ...
     n = len(full)
     return Encoding(
-        ids=full, tokens=tok.convert_ids_to_tokens(full), type_ids=[0] * n, attention_mask=[1] * n,
+        ids=full, tokens=tok.convert_ids_to_tokens(full), type_ids=type_ids, attention_mask=[1] * n,
         offsets=[(0, 0)] * n, word_ids=[None] * n, sequence_ids=[None, *[0] * (n - 2), None],
         special_tokens_mask=[1, *[0] * (n - 2), 1],
     )  # fmt: skip
