@@ -20,6 +20,10 @@ HUB_PATTERNS = [
     "*.safetensors.index.json",
     "vocab.txt",
     "tokenizer_config.json",
+    "tokenizer.json",  # the subword families' tokenizer files (bertkit.tokenization.TOKENIZER_FILES)
+    "vocab.json",
+    "merges.txt",
+    "*.model",
     "special_tokens_map.json",
     "modules.json",
     "1_Pooling/*",

@@ -32,7 +32,7 @@ from bertkit.model.heads import (
     SpanLogits,
 )
 from bertkit.model.registry import MODEL_CLASSES
-from bertkit.tokenization import Tokenizer
+from bertkit.tokenization import TOKENIZER_FILES, Tokenizer
 from bertkit.weights.load import infer_architecture, load_pretrained, model_folder, resolve_model_path
 
 logger = logging.getLogger(__name__)
@@ -43,9 +43,7 @@ INT8_FILE = "model.int8.onnx"
 # Files of a model folder that the exported folder needs besides the graph (the tokenizer, the task, pooling).
 COPIED_FILES = (
     "config.json",
-    "vocab.txt",
-    "tokenizer_config.json",
-    "special_tokens_map.json",
+    *TOKENIZER_FILES,
     "bertkit.json",
     "modules.json",
     "sentence_bert_config.json",

@@ -186,7 +186,7 @@ class QATask(TaskBase):
     ) -> list[Feature]:
         q_ids = q_ids[: self.max_query_length]
         c_ids, c_offsets = ctx.ids[1:-1], ctx.offsets[1:-1]
-        room = max_seq_length - len(q_ids) - 3
+        room = max_seq_length - len(q_ids) - tokenizer.num_special_tokens(pair=True)
         if room < 1:
             raise ValueError(
                 f"max_seq_length={max_seq_length} leaves no room for the context after a {len(q_ids)}-token "
@@ -195,14 +195,14 @@ class QATask(TaskBase):
         spans = context_windows(len(c_ids), room, self.doc_stride)
         flags = max_context_flags(spans)
         target = self._target_tokens(example, c_offsets)
-        cls, sep = tokenizer.cls_token_id, tokenizer.sep_token_id
-        first = len(q_ids) + 2  # index of the first context token in every window
+        # index of the first context token in every window: after [CLS] q [SEP] (RoBERTa: <s> q </s></s>)
+        first = len(q_ids) + tokenizer.num_special_tokens(pair=True) - 1
         out = []
         for (start, length), max_ctx in zip(spans, flags, strict=True):
-            ids = [cls, *q_ids, sep, *c_ids[start : start + length], sep]
+            ids, type_ids = tokenizer.with_specials(q_ids, c_ids[start : start + length])
             feat: Feature = {
                 "input_ids": ids,
-                "token_type_ids": [0] * first + [1] * (length + 1),
+                "token_type_ids": type_ids,
                 "context_start": first,
                 "offsets": c_offsets[start : start + length],
                 "max_context": max_ctx,

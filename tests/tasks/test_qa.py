@@ -119,6 +119,31 @@ def test_training_targets_map_back_to_the_answer_in_every_window(en_tok, data_di
     assert found >= len(examples)  # every answer sits wholly in at least one window
 
 
+def test_roberta_windows_follow_the_tokenizers_template(subword_dirs, data_dir):
+    """<s> q </s></s> context </s>, all type 0 (RoBERTa has one token type); targets still find the answer."""
+    tok = Tokenizer.from_pretrained(subword_dirs["roberta"])
+    examples = list(read_squad(data_dir / "squad" / "dev-v1.1.json"))[:60]
+    per_example = QATask(max_query_length=24, doc_stride=32).features_batch(examples, tok, 96)
+    found = 0
+    for ex, feats in zip(examples, per_example, strict=True):
+        q = tok.encode(ex.question).ids[1:-1][:24]
+        for f in feats:
+            first = f["context_start"]
+            assert len(f["input_ids"]) <= 96 and f["input_ids"][:first] == [
+                tok.cls_token_id,
+                *q,
+                tok.sep_token_id,
+                tok.sep_token_id,
+            ]
+            assert f["input_ids"][-1] == tok.sep_token_id and set(f["token_type_ids"]) == {0}
+            s, e = f["start_positions"], f["end_positions"]
+            if s:
+                found += 1
+                text = ex.context[f["offsets"][s - first][0] : f["offsets"][e - first][1]]
+                assert normalize_answer(ex.answers[0].text) in normalize_answer(text)
+    assert found >= len(examples)
+
+
 def test_question_is_cut_to_max_query_length_and_seq_length_is_checked(en_tok):
     ex = QAExample("q", "word " * 50, "Some context here.", (Answer("context", 5),))
     (f,) = QATask(max_query_length=8).features(ex, en_tok, 64)
