@@ -10,7 +10,8 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         "export",
         help="export a model to ONNX (checked against PyTorch), optionally int8-quantized",
         description="Export MODEL to OUTPUT_DIR/model.onnx with dynamic batch and sequence axes, check its outputs "
-        "against PyTorch on real sentences (padded batches), and copy the tokenizer, config and task files beside "
+        "against PyTorch on real sentences (padded batches) and, for a fine-tuned folder, the decoded task outputs "
+        "(labels, entities, answers) on real inputs, and copy the tokenizer, config and task files beside "
         "it so `bertkit serve --model OUTPUT_DIR --backend onnx` runs from the folder alone. Needs the 'export' extra.",
     )
     p.add_argument("--model", required=True, help="model folder (fine-tuned or encoder) or alias")
@@ -24,6 +25,11 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         default=None,
         help="also write model.int8.onnx (onnxruntime dynamic int8 quantization of the MatMul weights)",
     )
+    p.add_argument(
+        "--check-inputs",
+        help="JSON lines of task inputs (as `bertkit predict --input` reads them; with gold labels the task's "
+        "metric is reported too) for the check on decoded outputs; default: built-in real sentences",
+    )
     p.add_argument("--opset", type=int, default=17, help="ONNX opset version (default: 17)")
     p.add_argument(
         "--atol",
@@ -34,10 +40,17 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    from bertkit.cli.predict import read_inputs
     from bertkit.export.onnx import export_onnx
 
+    inputs = dict(read_inputs(args.check_inputs)) if args.check_inputs else None
     report = export_onnx(
-        args.model, args.output_dir, quantize=args.quantize, opset=args.opset, atol=args.atol
+        args.model,
+        args.output_dir,
+        quantize=args.quantize,
+        opset=args.opset,
+        atol=args.atol,
+        check_inputs=inputs,
     )
     print(report)
     return 0

@@ -1,14 +1,17 @@
 """Export a model folder to ONNX with dynamic batch and sequence axes, and check it against PyTorch.
 
+What is exported is what `bertkit predict` runs: a fine-tuned folder (bertkit.json) is loaded through its
+task, so a tagger keeps its BiLSTM (in the graph) and its CRF (transition scores in the file's metadata,
+applied by bertkit.export.runtime.OnnxModel through the task's own Viterbi). Each model class has a view
+(bertkit.export.views); a class without one is refused. The check compares the graph's raw outputs with
+PyTorch's and then the task's decoded outputs (labels, entities, answers) on real inputs (export.check).
+
 The encoder packs padded batches (index ops: nonzero / index_select / index_copy). `packing_from_mask`
 skips packing when a batch has no padding, a Python branch that a trace would freeze; so the trace runs
 on a batch that has padding, and the graph always takes the packed path, which is exact for batches
 with or without padding (verify_onnx checks both). The TorchScript exporter is used: it traces that path
 as it is and needs no extra package (the dynamo exporter needs onnxscript).
-
-Every graph has inputs input_ids, token_type_ids, attention_mask (B, T) int64 and, besides the head's
-outputs, last_hidden_state (B, T, H), so one exported classifier also serves embeddings.
-Shapes: B batch, T length, H hidden, L labels.
+Shapes: B batch, C choices, T length, H hidden, L labels.
 """
 
 from __future__ import annotations
@@ -17,30 +20,28 @@ import json
 import logging
 import shutil
 import warnings
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
 from torch import Tensor, nn
 
-from bertkit.model.bert import BertModel, EncoderOutput, PretrainedBert
-from bertkit.model.heads import (
-    BertForMultipleChoice,
-    BertForNextSentencePrediction,
-    BertForPreTraining,
-    SpanLogits,
-)
+from bertkit.export.check import SAMPLE_INPUTS, DecodedCheck, compare_decoded, usable_inputs
+from bertkit.export.views import INPUT_NAMES, view_for
+from bertkit.inference.predictor import MODEL_INFO, Predictor
 from bertkit.model.registry import MODEL_CLASSES
 from bertkit.tokenization import TOKENIZER_FILES, Tokenizer
 from bertkit.weights.load import infer_architecture, load_pretrained, model_folder, resolve_model_path
 
 logger = logging.getLogger(__name__)
 
-INPUT_NAMES = ("input_ids", "token_type_ids", "attention_mask")
 ONNX_FILE = "model.onnx"
 INT8_FILE = "model.int8.onnx"
-# Files of a model folder that the exported folder needs besides the graph (the tokenizer, the task, pooling).
+# Files of a model folder that the exported folder needs besides the graph and the tokenizer (which
+# Tokenizer.save_pretrained writes, whatever its kind): the config, the task, pooling.
 COPIED_FILES = (
     "config.json",
     *TOKENIZER_FILES,
@@ -49,10 +50,9 @@ COPIED_FILES = (
     "sentence_bert_config.json",
     "1_Pooling/config.json",
 )
-UNSUPPORTED = (BertForPreTraining, BertForNextSentencePrediction, BertForMultipleChoice)
 # Checkpoints whose heads only serve pretraining: export_onnx exports their encoder.
 PRETRAINING_HEADS = ("BertForPreTraining", "BertForMaskedLM", "BertForNextSentencePrediction")
-# Real sentences for the parity check: short and long, English and Chinese, one pair.
+# Real sentences for the raw-output check: short and long, English and Chinese, one pair.
 CHECK_TEXTS = (
     "hide new secretions from the parental units",
     "the greatest musicians have always been as much about the music as about their own fame .",
@@ -64,46 +64,17 @@ CHECK_TEXTS = (
     "Which NFL team represented the AFC at Super Bowl 50?",
 )
 CHECK_PAIRS = (("A plane is taking off.", "An air plane is taking off."),)
+CRF_METADATA = "bertkit.crf"
 
 
 def output_names(model: nn.Module) -> tuple[str, ...]:
-    """The graph's output names for a model class."""
-    if isinstance(model, BertModel):
-        return ("last_hidden_state",) + (("pooled_output",) if model.pooler is not None else ())
-    if isinstance(model, UNSUPPORTED):
-        raise ValueError(
-            f"ONNX export supports the encoder and the sequence, token and span heads, not {type(model).__name__}"
-        )
-    if isinstance(model, MODEL_CLASSES["BertForQuestionAnswering"]):
-        return ("start_logits", "end_logits", "last_hidden_state")
-    return ("logits", "last_hidden_state")
-
-
-class ExportView(nn.Module):
-    """The model's outputs as a flat tuple of tensors, plus the encoder's last_hidden_state for heads."""
-
-    def __init__(self, model: PretrainedBert):
-        super().__init__()
-        self.model = model
-        self._hidden: list[Tensor] = []
-        if not isinstance(model, BertModel):
-            model.bert.register_forward_hook(lambda _m, _i, out: self._hidden.append(out.last_hidden_state))
-
-    def forward(
-        self, input_ids: Tensor, token_type_ids: Tensor, attention_mask: Tensor
-    ) -> tuple[Tensor, ...]:
-        self._hidden.clear()
-        out = self.model(input_ids, token_type_ids, attention_mask)
-        if isinstance(out, EncoderOutput):
-            return (out.last_hidden_state,) + ((out.pooled_output,) if out.pooled_output is not None else ())
-        if isinstance(out, SpanLogits):
-            return out.start_logits, out.end_logits, self._hidden[-1]
-        return out, self._hidden[-1]
+    """The graph's output names for a model (ValueError for a model class bertkit cannot export whole)."""
+    return view_for(model).outputs
 
 
 @dataclass
 class ExportReport:
-    """What export_onnx wrote and how closely the graph matches PyTorch."""
+    """What export_onnx wrote and how closely the graph matches PyTorch, in raw outputs and decoded ones."""
 
     model_class: str
     onnx_path: Path
@@ -111,50 +82,60 @@ class ExportReport:
     max_abs_diff: dict[str, float] = field(default_factory=dict)  # per output, over the check batches
     int8_path: Path | None = None
     int8_max_abs_diff: dict[str, float] = field(default_factory=dict)
+    decoded: DecodedCheck | None = None  # fine-tuned folders: the task's outputs, graph vs PyTorch
+    int8_decoded: DecodedCheck | None = None
 
     def __str__(self) -> str:
         diffs = ", ".join(f"{k} {v:.2e}" for k, v in self.max_abs_diff.items())
         text = f"exported {self.model_class} to {self.onnx_path}; max |onnx - torch|: {diffs}"
+        if self.decoded is not None:
+            text += f"; {self.decoded}"
         if self.int8_path is not None:
             diffs8 = ", ".join(f"{k} {v:.2e}" for k, v in self.int8_max_abs_diff.items())
-            text += f"; int8 graph {self.int8_path} (max |int8 - torch|: {diffs8})"
+            text += f"; int8 graph {self.int8_path} (max |int8 - torch|: {diffs8}"
+            text += f"; {self.int8_decoded})" if self.int8_decoded is not None else ")"
         return text
 
 
-def check_batches(tokenizer: Tokenizer, max_length: int = 128) -> list[dict[str, Tensor]]:
-    """Padded batches of real sentences: mixed lengths, a pair, one sentence, and a batch with no padding."""
+def check_batches(
+    tokenizer: Tokenizer, max_length: int = 128, choices: bool = False
+) -> list[dict[str, Tensor]]:
+    """Padded batches of real sentences: mixed lengths, a pair, one sentence, and a batch with no padding.
+
+    choices=True: the same as (B, C, T) batches of choices (two for the first, one for the rest)."""
     texts = list(CHECK_TEXTS)
     a, b = zip(*CHECK_PAIRS, strict=True)
     same = [texts[0], texts[0]]
-    return [
+    batches = [
         dict(tokenizer(texts, max_length=max_length)),
         dict(tokenizer(list(a), list(b), max_length=max_length)),
         dict(tokenizer(texts[1:2], max_length=max_length)),
         dict(tokenizer(same, max_length=max_length)),
     ]
-
-
-def _torch_outputs(view: ExportView, batch: dict[str, Tensor]) -> list[np.ndarray]:
-    with torch.inference_mode():
-        outs = view(batch["input_ids"], batch["token_type_ids"], batch["attention_mask"])
-    return [o.numpy() for o in outs]
+    if choices:
+        first, *rest = batches
+        batches = [{k: v.view(-1, 2, v.shape[-1]) for k, v in first.items()}]
+        batches += [{k: v.unsqueeze(1) for k, v in batch.items()} for batch in rest]
+    return [{k: batch[k] for k in INPUT_NAMES} for batch in batches]
 
 
 def verify_onnx(
-    onnx_path: str | Path, model: PretrainedBert, batches: list[dict[str, Tensor]]
+    onnx_path: str | Path, model: nn.Module, batches: list[dict[str, Tensor]]
 ) -> dict[str, float]:
     """Max |onnx - torch| per output over the batches (real tokens only for token-level outputs)."""
     import onnxruntime as ort
 
     session = ort.InferenceSession(str(onnx_path), providers=["CPUExecutionProvider"])
     names = [o.name for o in session.get_outputs()]
-    view = ExportView(model).eval()
+    view = view_for(model)
     worst = dict.fromkeys(names, 0.0)
     for batch in batches:
         feeds = {k: batch[k].numpy() for k in INPUT_NAMES}
         got = session.run(names, feeds)
+        with torch.inference_mode():
+            refs = [o.numpy() for o in view(*(batch[k] for k in INPUT_NAMES))]
         mask = batch["attention_mask"].numpy().astype(bool)
-        for name, ref, out in zip(names, _torch_outputs(view, batch), got, strict=True):
+        for name, ref, out in zip(names, refs, got, strict=True):
             if ref.shape != out.shape:
                 raise ValueError(
                     f"{onnx_path}: output {name} has shape {out.shape}, PyTorch gives {ref.shape}"
@@ -167,51 +148,61 @@ def verify_onnx(
 
 
 def export_model(
-    model: PretrainedBert, onnx_path: str | Path, example: dict[str, Tensor], opset: int = 17
+    model: nn.Module, onnx_path: str | Path, example: dict[str, Tensor], opset: int = 17
 ) -> None:
     """Trace `model` on `example` (a padded batch) into an ONNX file with dynamic batch and sequence axes."""
     mask = example["attention_mask"]
     if bool(mask.bool().all()):
         raise ValueError("the example batch for tracing must contain padding, so the packed path is traced")
-    names = output_names(model)
-    view = ExportView(model).eval()
-    axes = {name: {0: "batch", 1: "sequence"} for name in INPUT_NAMES}
-    for name in names:
-        axes[name] = {0: "batch"} if name in ("logits", "pooled_output") else {0: "batch", 1: "sequence"}
-    if "logits" in names and isinstance(model, MODEL_CLASSES["BertForTokenClassification"]):
-        axes["logits"] = {0: "batch", 1: "sequence"}
+    view = view_for(model)
     args = tuple(example[k] for k in INPUT_NAMES)
     with warnings.catch_warnings(), torch.inference_mode(False), torch.no_grad():
         # The tracer warns about the Python branches (length check, the no-padding shortcut); both are
         # intended: the length check guards eager callers, and the shortcut is bypassed as explained above.
         warnings.filterwarnings("ignore", category=torch.jit.TracerWarning)
         warnings.filterwarnings("ignore", category=DeprecationWarning)
+        warnings.filterwarnings("ignore", message=".*LSTM.*batch_first.*", category=UserWarning)
         torch.onnx.export(
             view,
             args,
             str(onnx_path),
             dynamo=False,
             input_names=list(INPUT_NAMES),
-            output_names=list(names),
-            dynamic_axes=axes,
+            output_names=list(view.outputs),
+            dynamic_axes=view.axes,
             opset_version=opset,
             do_constant_folding=True,
         )
-    _write_metadata(Path(onnx_path), type(model).__name__, names)
+    metadata = {"bertkit.model_class": type(model).__name__, "bertkit.outputs": ",".join(view.outputs)}
+    crf = getattr(model, "crf", None)
+    if crf is not None:
+        metadata[CRF_METADATA] = json.dumps(crf_state(crf))
+    write_metadata(Path(onnx_path), metadata)
 
 
-def _write_metadata(path: Path, model_class: str, names: tuple[str, ...]) -> None:
+def crf_state(crf: nn.Module) -> dict[str, list]:
+    """A CRF's learned scores and its allowed-move masks as JSON lists (float32 -> float64 -> JSON is exact)."""
+    names = ("start_transitions", "transitions", "end_transitions", "allowed_start", "allowed_transitions",
+             "allowed_end")  # fmt: skip
+    return {name: getattr(crf, name).detach().cpu().tolist() for name in names}
+
+
+def write_metadata(path: Path, metadata: dict[str, str]) -> None:
+    """Set the graph file's metadata_props (replacing entries of the same key)."""
     import onnx
 
     graph = onnx.load(str(path))
-    for key, value in (("bertkit.model_class", model_class), ("bertkit.outputs", ",".join(names))):
+    kept = [(p.key, p.value) for p in graph.metadata_props if p.key not in metadata]
+    del graph.metadata_props[:]
+    for key, value in [*kept, *metadata.items()]:
         entry = graph.metadata_props.add()
         entry.key, entry.value = key, value
     onnx.save(graph, str(path))
 
 
-def copy_model_files(source: Path, output_dir: Path) -> list[str]:
-    """Copy the tokenizer, config, task and pooling files (not the weights) next to the graph."""
+def copy_model_files(source: Path, output_dir: Path, tokenizer: Tokenizer) -> list[str]:
+    """Write the tokenizer and copy the config, task and pooling files (not the weights) next to the graph."""
+    tokenizer.save_pretrained(output_dir)
     copied = []
     for name in COPIED_FILES:
         if (source / name).is_file():
@@ -221,6 +212,18 @@ def copy_model_files(source: Path, output_dir: Path) -> list[str]:
     return copied
 
 
+def load_for_export(source: Path) -> tuple[nn.Module, Predictor | None]:
+    """The model `bertkit predict` (fine-tuned folder) or `bertkit encode` (anything else) would run."""
+    if (source / MODEL_INFO).is_file():
+        predictor = Predictor.from_pretrained(source, device="cpu")
+        return predictor.model.eval(), predictor
+    architecture, _ = infer_architecture(source)
+    if architecture in PRETRAINING_HEADS:
+        logger.info("%s is a %s checkpoint: exporting its encoder (BertModel)", source, architecture)
+        architecture = "BertModel"
+    return load_pretrained(source, MODEL_CLASSES[architecture])[0].eval(), None
+
+
 def export_onnx(
     model: str | Path,
     output_dir: str | Path,
@@ -228,12 +231,18 @@ def export_onnx(
     quantize: str | None = None,
     opset: int = 17,
     atol: float = 1e-4,
+    check_inputs: Sequence[Mapping[str, Any]] | Mapping[str, Mapping[str, Any]] | None = None,
 ) -> ExportReport:
     """Export a model folder (or alias) to OUTPUT_DIR/model.onnx, check it, optionally add model.int8.onnx.
 
-    Fine-tuned sequence / token / span models keep their head; pretraining checkpoints export their encoder.
+    A fine-tuned folder is exported with its whole head, as `bertkit predict` loads it; a pretraining
+    checkpoint exports its encoder; any other head class is refused (ValueError naming it).
+    check_inputs: task inputs (as `bertkit predict` reads them; a dict keys them by their source, e.g.
+    "dev.jsonl:3", for error messages) for the decoded-output check; default: the real sentences,
+    paragraphs and questions of export.check.SAMPLE_INPUTS that the task can read.
 
-    Raises ValueError when the graph differs from PyTorch by more than `atol` on any output.
+    Raises ValueError when the graph differs from PyTorch by more than `atol` on any output, or decodes
+    any input differently (the file is left for inspection). The int8 graph is reported, not checked.
     The output folder also gets config.json, the tokenizer files and bertkit.json, so `bertkit serve
     --backend onnx` runs from it alone.
     """
@@ -245,36 +254,61 @@ def export_onnx(
     if quantize not in (None, "int8"):
         raise ValueError(f"quantize must be 'int8' or None, not {quantize!r}")
     source = model_folder(resolve_model_path(model))
-    architecture, _ = infer_architecture(source)
-    if architecture in PRETRAINING_HEADS:
-        logger.info("%s is a %s checkpoint: exporting its encoder (BertModel)", source, architecture)
-        architecture = "BertModel"
-    torch_model, _ = load_pretrained(source, MODEL_CLASSES[architecture])
-    torch_model.eval()
-    output_names(torch_model)  # raises early for unsupported heads
-    tokenizer = Tokenizer.from_pretrained(source)
+    torch_model, predictor = load_for_export(source)
+    view_for(torch_model)  # raises early for a model bertkit cannot export whole
+    tokenizer = predictor.tokenizer if predictor is not None else Tokenizer.from_pretrained(source)
     out = Path(output_dir)
     out.mkdir(parents=True, exist_ok=True)
     onnx_path = out / ONNX_FILE
-    batches = check_batches(tokenizer, min(128, torch_model.config.max_position_embeddings))
+    choices = type(torch_model).__name__ == "BertForMultipleChoice"
+    batches = check_batches(tokenizer, min(128, torch_model.config.max_position_embeddings), choices)
     export_model(torch_model, onnx_path, batches[0], opset)
-    copy_model_files(source, out)
+    copy_model_files(source, out, tokenizer)
+    model_class = type(torch_model).__name__
     (out / "export.json").write_text(
-        json.dumps({"source": str(source), "model_class": architecture, "opset": opset}, indent=2) + "\n"
+        json.dumps({"source": str(source), "model_class": model_class, "opset": opset}, indent=2) + "\n"
     )
     report = ExportReport(
-        architecture, onnx_path, output_names(torch_model), verify_onnx(onnx_path, torch_model, batches)
+        model_class, onnx_path, output_names(torch_model), verify_onnx(onnx_path, torch_model, batches)
     )
-    logger.info("%s", report)
     bad = {k: v for k, v in report.max_abs_diff.items() if v > atol}
     if bad:
         raise ValueError(
             f"{onnx_path} differs from PyTorch by more than {atol} on {bad}; the file is left for inspection. "
             "Try another --opset, and report the model's config if it persists"
         )
+    examples = []
+    if predictor is not None:
+        if isinstance(check_inputs, Mapping):
+            examples = [predictor.examples([record], source)[0] for source, record in check_inputs.items()]
+        elif check_inputs:
+            examples = predictor.examples(check_inputs, "check_inputs")
+        else:
+            examples = usable_inputs(predictor, SAMPLE_INPUTS)
+        report.decoded = _decoded_check(predictor, onnx_path, examples, atol)
+        if report.decoded.mismatches:
+            raise ValueError(
+                f"{onnx_path} decodes {len(report.decoded.mismatches)} of {report.decoded.total} inputs "
+                f"differently from PyTorch; the file is left for inspection. First: {report.decoded.mismatches[0]}"
+            )
+    logger.info("%s", report)
     if quantize == "int8":
         from bertkit.export.quantize import quantize_onnx
 
         report.int8_path = quantize_onnx(onnx_path, out / INT8_FILE)
         report.int8_max_abs_diff = verify_onnx(report.int8_path, torch_model, batches)
+        if predictor is not None:
+            report.int8_decoded = _decoded_check(predictor, report.int8_path, examples, atol)
     return report
+
+
+def _decoded_check(predictor: Predictor, onnx_path: Path, examples: list, atol: float) -> DecodedCheck:
+    from bertkit.export.runtime import OnnxModel
+
+    if not examples:
+        raise ValueError(
+            f"none of the check inputs suit the {predictor.task.name} task; pass check_inputs "
+            "(bertkit export --check-inputs FILE.jsonl) with inputs as `bertkit predict` reads them"
+        )
+    graph = Predictor(predictor.task, OnnxModel(onnx_path), predictor.tokenizer, predictor.max_seq_length)
+    return compare_decoded(predictor, graph, examples, atol)

@@ -1,12 +1,15 @@
 """OnnxModel: an exported graph behind the same call and return types as the PyTorch model it came from.
 
-`OnnxModel(...)(input_ids, token_type_ids, attention_mask)` returns logits (B, L) / (B, T, L), SpanLogits,
-or EncoderOutput, so the task code (collate, decode) and the server run unchanged on onnxruntime.
-Shapes: B batch, T length, H hidden, L labels.
+`OnnxModel(...)(input_ids, token_type_ids, attention_mask)` returns logits (B, L) / (B, T, L) / (B, C),
+SpanLogits, or EncoderOutput, so the task code (collate, decode) and the server run unchanged on onnxruntime.
+A CRF tagger's graph gives the emissions; its CRF (the saved transition scores, from the file's metadata) is
+`OnnxModel.crf`, as on the PyTorch tagger, so the task decodes with the same Viterbi.
+Shapes: B batch, C choices, T length, H hidden, L labels.
 """
 
 from __future__ import annotations
 
+import json
 import logging
 from pathlib import Path
 
@@ -16,6 +19,7 @@ from torch import Tensor, nn
 
 from bertkit.model.bert import EncoderOutput
 from bertkit.model.config import BertConfig
+from bertkit.model.crf import CRF
 from bertkit.model.heads import SpanLogits
 
 logger = logging.getLogger(__name__)
@@ -63,6 +67,7 @@ class OnnxModel(nn.Module):
         if config is None and (path.parent / "config.json").is_file():
             config = BertConfig.from_json(path.parent / "config.json")
         self.config = config
+        self.crf = crf_from_metadata(meta.get("bertkit.crf"), path)
         self.register_buffer("_device_marker", torch.zeros(0), persistent=False)  # .device for callers
 
     @property
@@ -105,3 +110,21 @@ class OnnxModel(nn.Module):
             raise ValueError(f"{self.path} has no last_hidden_state output; re-export it with bertkit export")
         out = self.run(input_ids, token_type_ids, attention_mask)
         return EncoderOutput(out["last_hidden_state"], out.get("pooled_output"))
+
+
+def crf_from_metadata(text: str | None, path: Path) -> CRF | None:
+    """The CRF that export wrote into the graph's metadata (JSON lists), or None when the graph has none."""
+    if text is None:
+        return None
+    try:
+        state = json.loads(text)
+        crf = CRF(len(state["start_transitions"]), state["allowed_start"], state["allowed_transitions"],
+                  state["allowed_end"])  # fmt: skip
+        with torch.no_grad():
+            for name in ("start_transitions", "transitions", "end_transitions"):
+                getattr(crf, name).copy_(torch.tensor(state[name], dtype=torch.float32))
+    except (ValueError, KeyError, TypeError, RuntimeError) as err:
+        raise ValueError(
+            f"{path}: the CRF in its bertkit.crf metadata is unreadable ({err}); export the model again"
+        ) from err
+    return crf.eval()
