@@ -32,9 +32,15 @@ from torch import Tensor, nn
 from bertkit.export.check import SAMPLE_INPUTS, DecodedCheck, compare_decoded, usable_inputs
 from bertkit.export.views import INPUT_NAMES, view_for
 from bertkit.inference.predictor import MODEL_INFO, Predictor
-from bertkit.model.registry import MODEL_CLASSES
+from bertkit.model.bert import BertModel
 from bertkit.tokenization import TOKENIZER_FILES, Tokenizer
-from bertkit.weights.load import infer_architecture, load_pretrained, model_folder, resolve_model_path
+from bertkit.weights.load import (
+    infer_model,
+    load_every_head,
+    load_pretrained,
+    model_folder,
+    resolve_model_path,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -217,11 +223,13 @@ def load_for_export(source: Path) -> tuple[nn.Module, Predictor | None]:
     if (source / MODEL_INFO).is_file():
         predictor = Predictor.from_pretrained(source, device="cpu")
         return predictor.model.eval(), predictor
-    architecture, _ = infer_architecture(source)
-    if architecture in PRETRAINING_HEADS:
-        logger.info("%s is a %s checkpoint: exporting its encoder (BertModel)", source, architecture)
-        architecture = "BertModel"
-    return load_pretrained(source, MODEL_CLASSES[architecture])[0].eval(), None
+    spec = infer_model(source)
+    if spec.model_class.__name__ in PRETRAINING_HEADS:
+        logger.info(
+            "%s is a %s checkpoint: exporting its encoder (BertModel)", source, spec.model_class.__name__
+        )
+        return load_pretrained(source, BertModel)[0].eval(), None
+    return load_every_head(source)[0].eval(), None
 
 
 def export_onnx(

@@ -249,6 +249,11 @@ class TaggingTask(TaskBase):
         index = batch["label_positions"].unsqueeze(-1).expand(-1, -1, scores.shape[-1])
         units = scores.gather(1, index)
         crf = getattr(getattr(model, "module", model), "crf", None)  # DDP wraps the model in .module
+        if crf is None and self.head != "softmax":  # never decode a CRF tagger's emissions as softmax scores
+            raise ValueError(
+                f"the task's head is {self.head} but {type(model).__name__} carries no CRF (an ONNX graph "
+                "exported before bertkit exported CRFs?); export or load the model folder again"
+            )
         if crf is None:
             return TagOutput(units)
         return TagOutput(units, *crf.scores())

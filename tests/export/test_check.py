@@ -76,18 +76,23 @@ def crf_tagger(tmp_path_factory, fixtures_dir: Path) -> Path:
 
 
 def test_compare_decoded_catches_a_tagger_that_lost_its_crf(crf_tagger):
-    """The export bug of issue 10: the same emissions decoded without the CRF. The check must see it."""
+    """The export bug of issue 10: the same emissions decoded without the trained CRF. The check must see it,
+    and the tagging task refuses a CRF head's model that carries no CRF at all."""
     reference = Predictor.from_pretrained(crf_tagger, device="cpu")
     examples = usable_inputs(reference, SAMPLE_INPUTS)
     assert len(examples) >= 8 and {type(e).__name__ for e in examples} == {"TaggedExample"}
     same = Predictor.from_pretrained(crf_tagger, device="cpu")
     check = compare_decoded(reference, same, examples, 1e-4)
     assert (check.agree, check.total, check.mismatches) == (len(examples), len(examples), [])
-    no_crf = Predictor.from_pretrained(crf_tagger, device="cpu")
-    no_crf.model.crf = None
-    check = compare_decoded(reference, no_crf, examples, 1e-4)
+    untrained = Predictor.from_pretrained(crf_tagger, device="cpu")
+    with torch.no_grad():  # the transitions a side file that was not carried would have left: none
+        untrained.model.crf.transitions.zero_()
+    check = compare_decoded(reference, untrained, examples, 1e-4)
     assert check.agree < check.total and check.mismatches
     assert all(m.startswith("input") or "[" in m for m in check.mismatches)
+    untrained.model.crf = None
+    with pytest.raises(ValueError, match="head is crf but BertForTagging carries no CRF"):
+        untrained.predict_examples(examples)
 
 
 def test_usable_inputs_are_the_ones_the_task_reads(crf_tagger, fixtures_dir):

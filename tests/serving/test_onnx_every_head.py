@@ -81,13 +81,17 @@ def test_export_then_onnx_serve_decodes_like_predict(head, tmp_path, base_dir, d
         assert answer.status_code == 200, answer.text
     heads.assert_same_decoded(answer.json()["predictions"], expected)
 
-    if "crf" in options.get("head", ""):  # the check above can fail: decoding without the CRF differs
+    if "crf" in options.get("head", ""):  # the CRF is in both graphs, and it decides: without it, no answer
         from bertkit.export.runtime import OnnxModel
         from bertkit.inference.predictor import Predictor
 
         graph = OnnxModel(onnx_dir / "model.onnx")
         assert graph.crf is not None and OnnxModel(onnx_dir / "model.int8.onnx").crf is not None
         torch_side = Predictor.from_pretrained(folder, device="cpu")
+        with torch.no_grad():
+            graph.crf.transitions.zero_()
+        untrained = Predictor(torch_side.task, graph, torch_side.tokenizer, torch_side.max_seq_length)
+        assert untrained.predict(inputs) != expected
         graph.crf = None
-        softmax = Predictor(torch_side.task, graph, torch_side.tokenizer, torch_side.max_seq_length)
-        assert softmax.predict(inputs) != expected
+        with pytest.raises(ValueError, match="carries no CRF"):
+            untrained.predict(inputs)
