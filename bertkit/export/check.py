@@ -1,6 +1,6 @@
 """The export check on what users read: decoded task outputs (labels, entities, answers), not only logits.
 
-The same Predictor (featurize -> run -> decode) runs once on the PyTorch model and once on the graph; an fp32
+The same engine (bertkit.engine: featurize -> run -> decode) runs once on the PyTorch model and once on the graph; an fp32
 graph must give the same labels, tags, entities, answer texts and choices, and probabilities and scores within
 a tolerance. An int8 graph is approximate by design: the check reports how many decoded outputs agree, and the
 task's metric on both sides when the inputs carry gold labels.
@@ -13,7 +13,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from bertkit.inference.predictor import Predictor
+from bertkit.engine import Engine
 
 # Real inputs for every task family (each task keeps those it can read): SST-2, STS-B and CoNLL-2003 dev
 # sentences, a SQuAD v1.1 dev paragraph, SocialIQa dev questions, and Chinese text.
@@ -49,7 +49,7 @@ SAMPLE_INPUTS: tuple[dict[str, Any], ...] = (
 )  # fmt: skip
 
 
-def usable_inputs(predictor: Predictor, inputs: Sequence[Mapping[str, Any]]) -> list[Any]:
+def usable_inputs(predictor: Engine, inputs: Sequence[Mapping[str, Any]]) -> list[Any]:
     """The task's examples for the inputs it can read (the others are skipped: they belong to other tasks)."""
     examples = []
     for record in inputs:
@@ -140,9 +140,7 @@ class DecodedCheck:
         return text
 
 
-def compare_decoded(
-    reference: Predictor, graph: Predictor, examples: Sequence[Any], atol: float
-) -> DecodedCheck:
+def compare_decoded(reference: Engine, graph: Engine, examples: Sequence[Any], atol: float) -> DecodedCheck:
     """Run both predictors on the examples and compare what they decode."""
     ref = reference.predict_examples(examples)
     ours = graph.predict_examples(examples)

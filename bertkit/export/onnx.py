@@ -29,9 +29,10 @@ import numpy as np
 import torch
 from torch import Tensor, nn
 
+from bertkit import folder as folder_format
+from bertkit.engine import Engine
 from bertkit.export.check import SAMPLE_INPUTS, DecodedCheck, compare_decoded, usable_inputs
 from bertkit.export.views import INPUT_NAMES, view_for
-from bertkit.inference.predictor import MODEL_INFO, Predictor
 from bertkit.model.bert import BertModel
 from bertkit.tokenization import TOKENIZER_FILES, Tokenizer
 from bertkit.weights.load import (
@@ -46,12 +47,13 @@ logger = logging.getLogger(__name__)
 
 ONNX_FILE = "model.onnx"
 INT8_FILE = "model.int8.onnx"
-# Files of a model folder that the exported folder needs besides the graph and the tokenizer (which
-# Tokenizer.save_pretrained writes, whatever its kind): the config, the task, pooling.
+# Files of a model folder that the exported folder needs besides the graph: the config, the tokenizer (every
+# kind's files), the task, pooling.
 COPIED_FILES = (
-    "config.json",
+    folder_format.HF_CONFIG_FILE,
     *TOKENIZER_FILES,
-    "bertkit.json",
+    folder_format.INFO_FILE,
+    folder_format.LABELS_FILE,
     "modules.json",
     "sentence_bert_config.json",
     "1_Pooling/config.json",
@@ -206,9 +208,8 @@ def write_metadata(path: Path, metadata: dict[str, str]) -> None:
     onnx.save(graph, str(path))
 
 
-def copy_model_files(source: Path, output_dir: Path, tokenizer: Tokenizer) -> list[str]:
-    """Write the tokenizer and copy the config, task and pooling files (not the weights) next to the graph."""
-    tokenizer.save_pretrained(output_dir)
+def copy_model_files(source: Path, output_dir: Path) -> list[str]:
+    """Copy the config, tokenizer, task and pooling files (not the weights) next to the graph."""
     copied = []
     for name in COPIED_FILES:
         if (source / name).is_file():
@@ -218,11 +219,11 @@ def copy_model_files(source: Path, output_dir: Path, tokenizer: Tokenizer) -> li
     return copied
 
 
-def load_for_export(source: Path) -> tuple[nn.Module, Predictor | None]:
-    """The model `bertkit predict` (fine-tuned folder) or `bertkit encode` (anything else) would run."""
-    if (source / MODEL_INFO).is_file():
-        predictor = Predictor.from_pretrained(source, device="cpu")
-        return predictor.model.eval(), predictor
+def load_for_export(source: Path) -> tuple[nn.Module, Engine | None]:
+    """The model `bertkit predict` (task folder) or `bertkit encode` (anything else) would run."""
+    if folder_format.has_info(source):
+        engine = Engine.from_folder(source, device="cpu")
+        return engine.model.eval(), engine
     spec = infer_model(source)
     if spec.model_class.__name__ in PRETRAINING_HEADS:
         logger.info(
@@ -262,16 +263,16 @@ def export_onnx(
     if quantize not in (None, "int8"):
         raise ValueError(f"quantize must be 'int8' or None, not {quantize!r}")
     source = model_folder(resolve_model_path(model))
-    torch_model, predictor = load_for_export(source)
+    torch_model, engine = load_for_export(source)
     view_for(torch_model)  # raises early for a model bertkit cannot export whole
-    tokenizer = predictor.tokenizer if predictor is not None else Tokenizer.from_pretrained(source)
+    tokenizer = engine.tokenizer if engine is not None else Tokenizer.from_pretrained(source)
     out = Path(output_dir)
     out.mkdir(parents=True, exist_ok=True)
     onnx_path = out / ONNX_FILE
     choices = type(torch_model).__name__ == "BertForMultipleChoice"
     batches = check_batches(tokenizer, min(128, torch_model.config.max_position_embeddings), choices)
     export_model(torch_model, onnx_path, batches[0], opset)
-    copy_model_files(source, out, tokenizer)
+    copy_model_files(source, out)
     model_class = type(torch_model).__name__
     (out / "export.json").write_text(
         json.dumps({"source": str(source), "model_class": model_class, "opset": opset}, indent=2) + "\n"
@@ -286,14 +287,14 @@ def export_onnx(
             "Try another --opset, and report the model's config if it persists"
         )
     examples = []
-    if predictor is not None:
+    if engine is not None:
         if isinstance(check_inputs, Mapping):
-            examples = [predictor.examples([record], source)[0] for source, record in check_inputs.items()]
+            examples = [engine.examples([record], where)[0] for where, record in check_inputs.items()]
         elif check_inputs:
-            examples = predictor.examples(check_inputs, "check_inputs")
+            examples = engine.examples(check_inputs, "check_inputs")
         else:
-            examples = usable_inputs(predictor, SAMPLE_INPUTS)
-        report.decoded = _decoded_check(predictor, onnx_path, examples, atol)
+            examples = usable_inputs(engine, SAMPLE_INPUTS)
+        report.decoded = _decoded_check(engine, onnx_path, examples, atol)
         if report.decoded.mismatches:
             raise ValueError(
                 f"{onnx_path} decodes {len(report.decoded.mismatches)} of {report.decoded.total} inputs "
@@ -305,18 +306,18 @@ def export_onnx(
 
         report.int8_path = quantize_onnx(onnx_path, out / INT8_FILE)
         report.int8_max_abs_diff = verify_onnx(report.int8_path, torch_model, batches)
-        if predictor is not None:
-            report.int8_decoded = _decoded_check(predictor, report.int8_path, examples, atol)
+        if engine is not None:
+            report.int8_decoded = _decoded_check(engine, report.int8_path, examples, atol)
     return report
 
 
-def _decoded_check(predictor: Predictor, onnx_path: Path, examples: list, atol: float) -> DecodedCheck:
+def _decoded_check(engine: Engine, onnx_path: Path, examples: list, atol: float) -> DecodedCheck:
     from bertkit.export.runtime import OnnxModel
 
     if not examples:
         raise ValueError(
-            f"none of the check inputs suit the {predictor.task.name} task; pass check_inputs "
+            f"none of the check inputs suit the {engine.task.name} task; pass check_inputs "
             "(bertkit export --check-inputs FILE.jsonl) with inputs as `bertkit predict` reads them"
         )
-    graph = Predictor(predictor.task, OnnxModel(onnx_path), predictor.tokenizer, predictor.max_seq_length)
-    return compare_decoded(predictor, graph, examples, atol)
+    graph = Engine(engine.task, OnnxModel(onnx_path), engine.tokenizer, engine.max_seq_length)
+    return compare_decoded(engine, graph, examples, atol)
