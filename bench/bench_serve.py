@@ -81,23 +81,32 @@ def as_openai(load: list[tuple[str, bytes, int]], encoding_format: str) -> list[
     return out
 
 
-def compare_openai(port: int, load: list, warm: list, args: argparse.Namespace) -> int:
+def compare_openai(port: int, pid: int, load: list, warm: list, args: argparse.Namespace) -> int:
     """/encode and /v1/embeddings on the same server with the same texts, interleaved round by round."""
     import statistics
 
     rates: dict[str, list[float]] = {"/encode": [], "/v1/embeddings": []}
+    cpu: dict[str, list[float]] = {"/encode": [], "/v1/embeddings": []}  # server CPU ms per text
     openai_load = as_openai(load, args.openai_format)
     asyncio.run(run_load(port, warm, args.concurrency, args.phase_timeout))
     asyncio.run(run_load(port, as_openai(warm, args.openai_format), args.concurrency, args.phase_timeout))
     failures = 0
     for r in range(args.rounds):
-        for name, requests in (("/encode", load), ("/v1/embeddings", openai_load)):
+        phases = [("/encode", load), ("/v1/embeddings", openai_load)]
+        for name, requests in phases if r % 2 == 0 else phases[::-1]:  # alternate which side goes first
+            before = cpu_seconds(pid)
             result = asyncio.run(run_load(port, requests, args.concurrency, args.phase_timeout))
+            cpu[name].append(1000 * (cpu_seconds(pid) - before) / max(result.texts, 1))
             failures += result.failures
             rates[name].append(result.texts / result.seconds)
             print(f"round {r + 1} {name}: {result.texts / result.seconds:.1f} texts/s, {result.done / result.seconds:.1f} "
-                  f"req/s, p50 {result.pct(0.5):.0f} ms, p99 {result.pct(0.99):.0f} ms, statuses {result.statuses}")  # fmt: skip
+                  f"req/s, p50 {result.pct(0.5):.0f} ms, p99 {result.pct(0.99):.0f} ms, server CPU {cpu[name][-1]:.2f} ms/text, "
+                  f"statuses {result.statuses}")  # fmt: skip
     enc, oai = statistics.median(rates["/encode"]), statistics.median(rates["/v1/embeddings"])
+    ratios = [o / e for e, o in zip(rates["/encode"], rates["/v1/embeddings"], strict=True)]
+    cpu_e, cpu_o = statistics.median(cpu["/encode"]), statistics.median(cpu["/v1/embeddings"])
+    print(f"per-round throughput ratios: {', '.join(f'{x:.3f}' for x in ratios)}; median {statistics.median(ratios):.3f}")
+    print(f"median server CPU per text: /encode {cpu_e:.2f} ms, /v1/embeddings {cpu_o:.2f} ms; ratio {cpu_e / cpu_o:.3f}")
     print(
         f"median texts/s: /encode {enc:.1f}, /v1/embeddings ({args.openai_format}) {oai:.1f}; ratio {oai / enc:.3f} "
         "(goal >= 0.90)"
@@ -406,7 +415,7 @@ def main() -> int:
     proc = start(cmd, port, env)
     if args.openai:
         try:
-            return compare_openai(port, load, warm, args)
+            return compare_openai(port, proc.pid, load, warm, args)
         finally:
             stop(proc)
     try:

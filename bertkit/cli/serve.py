@@ -11,7 +11,8 @@ from bertkit.serving.config import ServeConfig, field_type
 def add_parser(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser(
         "serve",
-        help="serve a model over HTTP (/encode, /predict, /tokenize, /health, /info, /metrics)",
+        help="serve a model over HTTP (/encode, /predict, /tokenize, /health, /info, /metrics; OpenAI /v1/embeddings, "
+        "TEI /embed, /rerank, ...; HF pipeline shapes at POST /; a playground page at /)",
         description="Serve a model folder over HTTP with dynamic batching. Each option can also be set by the "
         "environment variable shown in brackets; a flag wins over its variable. Needs the 'serve' extra.",
     )
