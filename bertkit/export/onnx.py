@@ -137,8 +137,9 @@ def verify_onnx(
     names = [o.name for o in session.get_outputs()]
     view = view_for(model)
     worst = dict.fromkeys(names, 0.0)
+    inputs = {i.name for i in session.get_inputs()}  # DistilBERT's graph has no token_type_ids (unused, dropped)
     for batch in batches:
-        feeds = {k: batch[k].numpy() for k in INPUT_NAMES}
+        feeds = {k: batch[k].numpy() for k in INPUT_NAMES if k in inputs}
         got = session.run(names, feeds)
         with torch.inference_mode():
             refs = [o.numpy() for o in view(*(batch[k] for k in INPUT_NAMES))]
