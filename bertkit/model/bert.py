@@ -18,9 +18,10 @@ from torch.utils.checkpoint import checkpoint
 
 from bertkit.model.attention import attend
 from bertkit.model.config import BertConfig
+from bertkit.model.families import family_of
 from bertkit.model.io import checkpoint_io
 from bertkit.model.padding import Packing, packing_from_mask, pad, unpad
-from bertkit.model.rows import Row, check_rows, linear, norm, under
+from bertkit.model.rows import Row, check_rows, under
 
 M = TypeVar("M", bound="PretrainedBert")
 
@@ -33,6 +34,8 @@ def activation(name: str):
         return lambda x: F.gelu(x, approximate="tanh")
     if name == "relu":
         return F.relu
+    if name == "tanh":  # classifier heads only (RoBERTa's)
+        return torch.tanh
     raise ValueError(f"unsupported hidden_act {name!r}")
 
 
@@ -44,22 +47,40 @@ class EncoderOutput:
 
 
 class Embeddings(nn.Module):
-    def __init__(self, config: BertConfig):
+    """word + position (+ token type) (+ ERNIE's task type) -> LayerNorm -> dropout (-> projection E -> H).
+
+    Width E is config.input_size (embedding_size for ALBERT / ELECTRA, else H). A family without token types
+    (DistilBERT) has type_vocab_size 0; one that places positions differently (RoBERTa) overrides position_ids.
+    """
+
+    def __init__(self, config: BertConfig, project: bool = False):
         super().__init__()
-        self.word_embeddings = nn.Embedding(config.vocab_size, config.hidden_size)
-        self.position_embeddings = nn.Embedding(config.max_position_embeddings, config.hidden_size)
-        self.token_type_embeddings = nn.Embedding(config.type_vocab_size, config.hidden_size)
-        self.norm = nn.LayerNorm(config.hidden_size, eps=config.layer_norm_eps)
+        e = config.input_size
+        self.word_embeddings = nn.Embedding(config.vocab_size, e)
+        self.position_embeddings = nn.Embedding(config.max_position_embeddings, e)
+        self.token_type_embeddings = nn.Embedding(config.type_vocab_size, e) if config.type_vocab_size else None
+        self.task_type_embeddings = (
+            nn.Embedding(config.task_type_vocab_size, e) if config.task_type_vocab_size else None
+        )
+        self.norm = nn.LayerNorm(e, eps=config.layer_norm_eps)
         self.dropout = nn.Dropout(config.hidden_dropout_prob)
+        self.project = nn.Linear(e, config.hidden_size) if project else None
+        self.max_length = config.max_position_embeddings
+
+    def position_ids(self, input_ids: Tensor) -> Tensor:
+        """(B, T) ids -> (B, T) positions: 0..T-1."""
+        b, t = input_ids.shape
+        return torch.arange(t, device=input_ids.device).expand(b, t)
 
     def forward(self, input_ids: Tensor, token_type_ids: Tensor, position_ids: Tensor) -> Tensor:
         """Ids of any shape (...,) -> (..., H)."""
-        x = (
-            self.word_embeddings(input_ids)
-            + self.position_embeddings(position_ids)
-            + self.token_type_embeddings(token_type_ids)
-        )
-        return self.dropout(self.norm(x))
+        x = self.word_embeddings(input_ids) + self.position_embeddings(position_ids)
+        if self.token_type_embeddings is not None:
+            x = x + self.token_type_embeddings(token_type_ids)
+        if self.task_type_embeddings is not None:  # ERNIE: task 0 unless told otherwise, as in transformers
+            x = x + self.task_type_embeddings.weight[0]
+        x = self.dropout(self.norm(x))
+        return self.project(x) if self.project is not None else x
 
 
 class SelfAttention(nn.Module):
@@ -108,19 +129,27 @@ class Layer(nn.Module):
 
 
 class Encoder(nn.Module):
+    """num_hidden_layers steps. Without sharing each step has its own Layer; ALBERT's num_hidden_groups groups of
+    inner_group_num layers are shared: step i runs group i * groups // num_hidden_layers."""
+
     def __init__(self, config: BertConfig):
         super().__init__()
-        self.layers = nn.ModuleList(Layer(config) for _ in range(config.num_hidden_layers))
+        self.groups = config.num_hidden_groups or config.num_hidden_layers
+        self.inner = config.inner_group_num if config.num_hidden_groups else 1
+        self.steps = config.num_hidden_layers
+        self.layers = nn.ModuleList(Layer(config) for _ in range(self.groups * self.inner))
         self.gradient_checkpointing = False
 
     def forward(self, x: Tensor, packing: Packing | None, keep_all: bool) -> list[Tensor]:
-        """Returns the outputs of every layer when keep_all, else only the last one."""
+        """Returns the outputs of every step when keep_all, else only the last one."""
         outputs = [x] if keep_all else []
-        for layer in self.layers:
-            if self.gradient_checkpointing and self.training:
-                x = checkpoint(layer, x, packing, use_reentrant=False)
-            else:
-                x = layer(x, packing)
+        for i in range(self.steps):
+            first = i * self.groups // self.steps * self.inner
+            for layer in self.layers[first : first + self.inner]:
+                if self.gradient_checkpointing and self.training:
+                    x = checkpoint(layer, x, packing, use_reentrant=False)
+                else:
+                    x = layer(x, packing)
             if keep_all:
                 outputs.append(x)
         return outputs if keep_all else [x]
@@ -161,10 +190,21 @@ class PretrainedBert(nn.Module):
             elif isinstance(module, nn.LayerNorm):
                 nn.init.ones_(module.weight)
                 nn.init.zeros_(module.bias)
+        if self.config.sinusoidal_pos_embds:  # DistilBERT's option: a fixed table, as transformers builds it
+            for module in self.modules():
+                if isinstance(module, Embeddings):
+                    table = module.position_embeddings.weight
+                    with torch.no_grad():
+                        table.copy_(sinusoids(table.shape[0], table.shape[1]).to(table))
+                    table.requires_grad_(False)
 
     def encoder_rows(self) -> list[Row]:
-        """Rows of the encoder, which a head model keeps in `.bert`."""
+        """Rows of the encoder, which a head model keeps in `.bert` (the pooler aside)."""
         return under(self.bert.encoder_rows(), "bert.")
+
+    def pooler_rows(self) -> list[Row]:
+        """Rows of the pooler: like a head's, reported as new when a checkpoint lacks them (roberta-base does)."""
+        return under(self.bert.pooler_rows(), "bert.")
 
     def head_rows(self) -> list[Row]:
         """Rows of the head's parameters: every head class declares its own (none for the bare encoder)."""
@@ -172,7 +212,7 @@ class PretrainedBert(nn.Module):
 
     def weight_rows(self) -> list[Row]:
         """Every parameter of model.state_dict(), each exactly once (checked on save and load)."""
-        rows = self.encoder_rows() + self.head_rows()
+        rows = self.encoder_rows() + self.pooler_rows() + self.head_rows()
         check_rows(rows, list(self.state_dict()), type(self).__name__)
         return rows
 
@@ -196,17 +236,25 @@ class BertModel(PretrainedBert):
 
     hf_architecture = "BertModel"
 
-    def __init__(self, config: BertConfig, add_pooling_layer: bool = True):
+    def __init__(self, config: BertConfig, add_pooling_layer: bool | None = None):
+        """add_pooling_layer: None takes the family's default (DistilBERT and ELECTRA have no pooler)."""
         super().__init__()
         self.config = config
-        self.embeddings = Embeddings(config)
+        self.family = family_of(config)
+        self.embeddings = self.family.embeddings(config)
         self.encoder = Encoder(config)
-        self.pooler = Pooler(config) if add_pooling_layer else None
+        pooler = self.family.pooler if add_pooling_layer is None else add_pooling_layer
+        self.pooler = Pooler(config) if pooler else None
         self.init_weights()
 
     def encoder_rows(self) -> list[Row]:
-        rows = _embedding_rows() + [r for i in range(self.config.num_hidden_layers) for r in _layer_rows(i)]
-        return rows + (linear("pooler.dense", "bert.pooler.dense", "bert/pooler/dense") if self.pooler else [])
+        """The family's table, HF names with its prefix (transformers' bare model saves them without it)."""
+        rows = self.family.encoder_rows(self.config, self.pooler is not None)
+        return [r for r in rows if not r.ours.startswith("pooler.")]
+
+    def pooler_rows(self) -> list[Row]:
+        rows = self.family.encoder_rows(self.config, self.pooler is not None)
+        return [r for r in rows if r.ours.startswith("pooler.")]
 
     def forward(
         self,
@@ -218,15 +266,15 @@ class BertModel(PretrainedBert):
     ) -> EncoderOutput:
         """input_ids, token_type_ids, attention_mask: (B, T) -> EncoderOutput."""
         b, t = input_ids.shape
-        if t > self.config.max_position_embeddings:
+        if t > self.embeddings.max_length:
             raise ValueError(
-                f"sequence length {t} exceeds max_position_embeddings "
-                f"{self.config.max_position_embeddings}; truncate the input or use windows"
+                f"sequence length {t} exceeds the {self.embeddings.max_length} positions of the model "
+                f"(max_position_embeddings {self.config.max_position_embeddings}); truncate the input or use windows"
             )
         if token_type_ids is None:
             token_type_ids = torch.zeros_like(input_ids)
         if position_ids is None:
-            position_ids = torch.arange(t, device=input_ids.device).expand(b, t)
+            position_ids = self.embeddings.position_ids(input_ids)
         packing = None if attention_mask is None else packing_from_mask(attention_mask)
         if packing is None:
             x = self.embeddings(input_ids, token_type_ids, position_ids)
@@ -243,31 +291,9 @@ class BertModel(PretrainedBert):
         return EncoderOutput(last, pooled, tuple(outputs) if output_hidden_states else None)
 
 
-# ---- the encoder's weight table: ours <-> HF (canonical, with the `bert.` prefix) <-> Google TF ----------------
-def _embedding_rows() -> list[Row]:
-    tables = ("word_embeddings", "position_embeddings", "token_type_embeddings")
-    rows = [Row(f"embeddings.{t}.weight", (f"bert.embeddings.{t}.weight",), (f"bert/embeddings/{t}",)) for t in tables]
-    return rows + norm("embeddings.norm", "bert.embeddings.LayerNorm", "bert/embeddings/LayerNorm")
-
-
-def _layer_rows(i: int) -> list[Row]:
-    ours, hf, tf = f"encoder.layers.{i}", f"bert.encoder.layer.{i}", f"bert/encoder/layer_{i}"
-    qkv = ("query", "key", "value")
-    return [
-        Row(
-            f"{ours}.attention.qkv.weight",
-            tuple(f"{hf}.attention.self.{p}.weight" for p in qkv),
-            tuple(f"{tf}/attention/self/{p}/kernel" for p in qkv),
-            tf_transpose=True,
-        ),
-        Row(
-            f"{ours}.attention.qkv.bias",
-            tuple(f"{hf}.attention.self.{p}.bias" for p in qkv),
-            tuple(f"{tf}/attention/self/{p}/bias" for p in qkv),
-        ),
-        *linear(f"{ours}.attention.out", f"{hf}.attention.output.dense", f"{tf}/attention/output/dense"),
-        *norm(f"{ours}.attention_norm", f"{hf}.attention.output.LayerNorm", f"{tf}/attention/output/LayerNorm"),
-        *linear(f"{ours}.ffn_in", f"{hf}.intermediate.dense", f"{tf}/intermediate/dense"),
-        *linear(f"{ours}.ffn_out", f"{hf}.output.dense", f"{tf}/output/dense"),
-        *norm(f"{ours}.ffn_norm", f"{hf}.output.LayerNorm", f"{tf}/output/LayerNorm"),
-    ]
+def sinusoids(n: int, dim: int) -> Tensor:
+    """(n, dim) fixed position table: sin on even, cos on odd columns (DistilBERT's sinusoidal_pos_embds)."""
+    position = torch.arange(n, dtype=torch.float64)[:, None]
+    j = torch.arange(dim, dtype=torch.float64)[None, :]
+    angle = position / torch.pow(10000.0, 2 * torch.div(j, 2, rounding_mode="floor") / dim)
+    return torch.where(j.long() % 2 == 0, torch.sin(angle), torch.cos(angle)).float()

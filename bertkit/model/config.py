@@ -1,4 +1,10 @@
-"""BertConfig: one frozen dataclass that reads and writes Google's bert_config.json and HF's config.json."""
+"""BertConfig: one frozen dataclass for every family; reads and writes Google's bert_config.json and HF's config.json.
+
+The fields are named after Google's bert_config.json. A family (bertkit.model.families) declares its HF
+config.json dialect: its model_type, its renamed keys (DistilBERT's `dim` is our `hidden_size`), the extra
+fields it uses (ALBERT's embedding_size and layer groups) and the keys it keeps as they are. An unknown
+model_type, or a key the family does not know, is an error that names the families bertkit knows.
+"""
 
 from __future__ import annotations
 
@@ -7,6 +13,8 @@ import json
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+
+from bertkit.model.families import family, known_families
 
 ACTIVATIONS = ("gelu", "gelu_new", "gelu_pytorch_tanh", "gelu_google", "relu")
 
@@ -80,8 +88,11 @@ IGNORED_KEYS = frozenset(
         "begin_suppress_tokens",
         "tf_legacy_loss",
         "use_bfloat16",
-        "embedding_size",
     }
+)
+# Fields only some families use: a family lists those it reads in its dialect (Dialect.fields).
+OPTIONAL_FIELDS = frozenset(
+    {"embedding_size", "num_hidden_groups", "inner_group_num", "task_type_vocab_size", "sinusoidal_pos_embds"}
 )
 # Keys whose presence is fine only at the value an encoder-only BERT has.
 REQUIRED_VALUES = {
@@ -114,6 +125,14 @@ class BertConfig:
     labels: tuple[str, ...] | None = None
     problem_type: str | None = None
     architectures: tuple[str, ...] = ()
+    # The family (bertkit.model.families) and the fields only some families use.
+    model_type: str = "bert"
+    embedding_size: int | None = None  # factorized embeddings (ALBERT, ELECTRA): E, then a projection to H
+    num_hidden_groups: int | None = None  # ALBERT: layers share the weights of this many groups
+    inner_group_num: int = 1  # ALBERT: layers per group
+    task_type_vocab_size: int = 0  # ERNIE: task-type embeddings (0: none)
+    sinusoidal_pos_embds: bool = False  # DistilBERT: fixed sinusoidal position table
+    extras: tuple[tuple[str, Any], ...] = ()  # keys the family knows and keeps unchanged (e.g. qa_dropout)
 
     def __post_init__(self) -> None:
         if self.hidden_act not in ACTIVATIONS:
@@ -129,10 +148,14 @@ class BertConfig:
             "num_hidden_layers",
             "intermediate_size",
             "max_position_embeddings",
-            "type_vocab_size",
         ):
             if getattr(self, name) <= 0:
                 raise ValueError(f"{name} must be positive, got {getattr(self, name)}")
+        if self.type_vocab_size < 0:
+            raise ValueError(f"type_vocab_size must be >= 0, got {self.type_vocab_size}")
+        groups = self.num_hidden_groups
+        if groups is not None and (groups <= 0 or self.num_hidden_layers % groups):
+            raise ValueError(f"num_hidden_groups {groups} must divide num_hidden_layers {self.num_hidden_layers}")
 
     @property
     def head_size(self) -> int:
@@ -146,12 +169,21 @@ class BertConfig:
         return dataclasses.replace(self, **changes)
 
     # ---- reading -------------------------------------------------------------------------------------
+    @property
+    def input_size(self) -> int:
+        """Width of the embeddings: embedding_size when factorized, else hidden_size."""
+        return self.embedding_size or self.hidden_size
+
     @classmethod
-    def from_dict(cls, data: dict[str, Any], source: str = "<dict>") -> BertConfig:
-        """Build from either dialect; an unknown key raises with the file name and the key."""
-        fields = {f.name for f in dataclasses.fields(cls)}
-        kwargs: dict[str, Any] = {}
+    def from_dict(cls, data: dict[str, Any], source: str = "<dict>", default_type: str = "bert") -> BertConfig:
+        """Build from any family's dialect (by model_type; default_type when absent); an unknown key raises."""
+        dialect = family(data.get("model_type") or default_type, source).dialect
+        data = dialect.prepare(data)
+        fields = {f.name for f in dataclasses.fields(cls)} - OPTIONAL_FIELDS - {"extras"} | dialect.fields
+        kwargs: dict[str, Any] = dict(dialect.implied)
+        extras: dict[str, Any] = {}
         for key, value in data.items():
+            key = dialect.renames.get(key, key)
             if key == "id2label":
                 order = sorted(value.items(), key=lambda kv: int(kv[0]))
                 labels = tuple(str(v) for _, v in order)
@@ -165,21 +197,28 @@ class BertConfig:
                         f"{source}: {key}={value!r} is not an encoder-only BERT (bertkit supports "
                         f"{key}={REQUIRED_VALUES[key]!r})"
                     )
+            elif key in dialect.kept:
+                extras[key] = value
             elif key in fields:
                 kwargs[key] = value
             elif key not in IGNORED_KEYS:
                 raise ValueError(
-                    f"{source}: unknown config key {key!r}. Check its spelling; bertkit reads Google "
-                    f"bert_config.json and Hugging Face config.json keys ({', '.join(sorted(fields))})"
+                    f"{source}: unknown config key {key!r} for the {dialect.model_type} family. Check its spelling "
+                    f"and the model_type; bertkit knows the families {', '.join(known_families())}, and reads "
+                    f"Google bert_config.json and Hugging Face config.json keys ({', '.join(sorted(fields))})"
                 )
         if "labels" not in kwargs and "num_labels" in data and data["num_labels"] not in (None, 2):
             kwargs["labels"] = tuple(f"LABEL_{i}" for i in range(int(data["num_labels"])))
         if kwargs.get("labels") is not None:
             kwargs["labels"] = tuple(kwargs["labels"])
+        kwargs["model_type"] = dialect.model_type
+        kwargs["extras"] = tuple(sorted(extras.items()))
         try:
-            return cls(**kwargs)
+            config = cls(**kwargs)
+            dialect.check(config)
         except (TypeError, ValueError) as err:
             raise ValueError(f"{source}: {err}") from err
+        return config
 
     @classmethod
     def from_json(cls, path: str | Path) -> BertConfig:
@@ -197,7 +236,8 @@ class BertConfig:
             ) from err
         if not isinstance(data, dict):
             raise ValueError(f"{path}: expected a JSON object of BERT hyperparameters")
-        return cls.from_dict(data, source=str(path))
+        # Google's ALBERT ships albert_config.json, without a model_type
+        return cls.from_dict(data, source=str(path), default_type="albert" if path.name == "albert_config.json" else "bert")
 
     # ---- writing -------------------------------------------------------------------------------------
     def to_google_dict(self) -> dict[str, Any]:
@@ -218,15 +258,19 @@ class BertConfig:
         return {k: getattr(self, k) for k in keys}
 
     def to_hf_dict(self, architecture: str | None = None) -> dict[str, Any]:
-        """Hugging Face config.json that transformers' AutoConfig reads unchanged."""
+        """Hugging Face config.json that transformers' AutoConfig reads unchanged (in the family's dialect)."""
+        dialect = family(self.model_type).dialect
         data = self.to_google_dict()
         data.update(
-            model_type="bert",
+            model_type=self.model_type,
             layer_norm_eps=self.layer_norm_eps,
             pad_token_id=self.pad_token_id,
             position_embedding_type="absolute",
             classifier_dropout=self.classifier_dropout,
         )
+        data.update({k: getattr(self, k) for k in sorted(dialect.fields) if getattr(self, k) is not None})
+        data.update(dict(self.extras))
+        data = {dialect.written.get(k, k): v for k, v in data.items() if k not in dialect.not_written}
         archs = [architecture] if architecture else list(self.architectures)
         if archs:
             data["architectures"] = archs

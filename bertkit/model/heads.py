@@ -5,7 +5,7 @@ Shapes: B batch, T length, C choices, P predicted (masked) positions, H hidden, 
 
 from __future__ import annotations
 
-from typing import NamedTuple
+from typing import ClassVar, NamedTuple
 
 import torch
 from torch import Tensor, nn
@@ -16,17 +16,21 @@ from bertkit.model.rows import Row, linear, norm
 
 
 class MaskedLMHead(nn.Module):
-    """dense -> act -> LayerNorm -> decoder tied to the word embeddings (+ its own bias)."""
+    """dense -> act -> LayerNorm -> decoder tied to the word embeddings (+ its own bias).
 
-    def __init__(self, config: BertConfig):
+    The dense layer maps H to the embedding width E (= H but for ALBERT / ELECTRA); act is hidden_act unless
+    the family fixes it (RoBERTa's and ELECTRA's generator use the exact GELU).
+    """
+
+    def __init__(self, config: BertConfig, act: str | None = None):
         super().__init__()
-        self.transform = nn.Linear(config.hidden_size, config.hidden_size)
-        self.act = activation(config.hidden_act)
-        self.norm = nn.LayerNorm(config.hidden_size, eps=config.layer_norm_eps)
+        self.transform = nn.Linear(config.hidden_size, config.input_size)
+        self.act = activation(act or config.hidden_act)
+        self.norm = nn.LayerNorm(config.input_size, eps=config.layer_norm_eps)
         self.bias = nn.Parameter(torch.zeros(config.vocab_size))
 
     def forward(self, hidden: Tensor, word_embeddings: Tensor) -> Tensor:
-        """(..., H), (V, H) -> (..., V)."""
+        """(..., H), (V, E) -> (..., V)."""
         return nn.functional.linear(self.norm(self.act(self.transform(hidden))), word_embeddings, self.bias)
 
 
@@ -108,12 +112,13 @@ class BertForPreTraining(_MaskedLMMixin, PretrainedBert):
 
 class BertForMaskedLM(_MaskedLMMixin, PretrainedBert):
     hf_architecture = "BertForMaskedLM"
+    mlm_act: ClassVar[str | None] = None  # None: config.hidden_act
 
     def __init__(self, config: BertConfig):
         super().__init__()
         self.config = config
         self.bert = BertModel(config, add_pooling_layer=False)
-        self.mlm = MaskedLMHead(config)
+        self.mlm = MaskedLMHead(config, self.mlm_act)
         self.init_weights()
 
     def head_rows(self) -> list[Row]:
@@ -245,3 +250,47 @@ class BertForQuestionAnswering(PretrainedBert):
         logits = self.qa(self.bert(input_ids, token_type_ids, attention_mask).last_hidden_state)
         start, end = logits.unbind(-1)
         return SpanLogits(start, end)
+
+
+class FirstTokenClassifier(PretrainedBert):
+    """[CLS] hidden state -> (dropout) -> dense -> act -> dropout -> out: the classifier layouts of RoBERTa and
+    ELECTRA (dense -> tanh / gelu -> out_proj) and DistilBERT (pre_classifier -> relu -> classifier).
+
+    A family subclasses it with its names: hf_dense / hf_out (HF key prefixes), act, dropout_first, and
+    choices=True for the multiple-choice form ((B, C, T) -> (B, C), one output).
+    """
+
+    hf_dense: ClassVar[str] = "classifier.dense"
+    hf_out: ClassVar[str] = "classifier.out_proj"
+    act: ClassVar[str] = "tanh"
+    dropout_first: ClassVar[bool] = True
+    choices: ClassVar[bool] = False
+
+    def __init__(self, config: BertConfig):
+        super().__init__()
+        self.config = config
+        self.bert = BertModel(config, add_pooling_layer=False)
+        self.dropout = _classifier_dropout(config)
+        self.dense = nn.Linear(config.hidden_size, config.hidden_size)
+        self.out = nn.Linear(config.hidden_size, 1 if self.choices else config.num_labels)
+        self.init_weights()
+
+    def head_rows(self) -> list[Row]:
+        return linear("dense", self.hf_dense, None) + linear("out", self.hf_out, None)
+
+    def forward(
+        self, input_ids: Tensor, token_type_ids: Tensor | None = None, attention_mask: Tensor | None = None
+    ) -> Tensor:
+        """-> (B, L), or (B, C) for choices."""
+        shape = input_ids.shape
+        if self.choices:
+
+            def flat(x: Tensor | None) -> Tensor | None:
+                return None if x is None else x.reshape(-1, shape[-1])
+
+            input_ids, token_type_ids, attention_mask = flat(input_ids), flat(token_type_ids), flat(attention_mask)
+        x = self.bert(input_ids, token_type_ids, attention_mask).last_hidden_state[:, 0]
+        if self.dropout_first:
+            x = self.dropout(x)
+        x = self.out(self.dropout(activation(self.act)(self.dense(x))))
+        return x.view(shape[0], shape[1]) if self.choices else x

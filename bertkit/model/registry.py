@@ -1,13 +1,17 @@
 """Every model class bertkit saves and loads, by class name: the head registry.
 
-A head class declares its weight rows (PretrainedBert.head_rows) and, when it is built with options a
+MODEL_CLASSES lists BERT's by name (`bertkit convert --architecture`); each family lists its own
+(bertkit.model.families), and classes_for / model_for look there. A head class declares its weight rows (PretrainedBert.head_rows) and, when it is built with options a
 checkpoint does not record (a tagger's head kind), the `variants` to try; bertkit.weights.infer_model picks the
 class whose rows the checkpoint holds. A new head is its class plus one line here.
 """
 
 from __future__ import annotations
 
+from typing import Any
+
 from bertkit.model.bert import BertModel, PretrainedBert
+from bertkit.model.families import family_of
 from bertkit.model.heads import (
     BertForMaskedLM,
     BertForMultipleChoice,
@@ -34,3 +38,14 @@ MODEL_CLASSES: dict[str, type[PretrainedBert]] = {
         BertForTagging,
     )
 }
+
+
+def classes_for(config: Any) -> list[type[PretrainedBert]]:
+    """The classes a checkpoint of config's family may be: the family's heads, then the tagger."""
+    family = family_of(config)
+    return list(dict.fromkeys([*family.heads.values(), *family.more, BertForTagging]))
+
+
+def model_for(config: Any, kind: str) -> type[PretrainedBert]:
+    """The model class of a task kind ('sequence_classification', ...) in config's family."""
+    return family_of(config).head(kind)

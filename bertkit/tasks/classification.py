@@ -25,10 +25,9 @@ from bertkit.evaluation.classification import (
     multilabel_metrics,
     regression_metrics,
 )
-from bertkit.model.heads import BertForSequenceClassification
 from bertkit.tasks.base import Batch, Feature, TaskBase, UnknownLabel
 from bertkit.tokenization import Tokenizer
-from bertkit.weights.load import load_pretrained
+from bertkit.weights.load import load_for
 
 logger = logging.getLogger(__name__)
 
@@ -118,9 +117,9 @@ class ClassificationTask(TaskBase):
     def build_model(self, model: str, *, from_finetuned: bool = False) -> tuple[nn.Module, Any]:
         if self.labels is None:
             raise ValueError("the task has no label names yet; call prepare(train_examples) or pass labels")
-        return load_pretrained(
+        return load_for(
             model,
-            BertForSequenceClassification,
+            "sequence_classification",
             labels=self.labels,
             problem_type=self.problem_type,
             require_heads=from_finetuned,

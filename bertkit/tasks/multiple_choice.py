@@ -19,10 +19,9 @@ from torch import Tensor, nn
 
 from bertkit.data.collate import pad_sequences
 from bertkit.data.examples import ChoiceExample
-from bertkit.model.heads import BertForMultipleChoice
 from bertkit.tasks.base import Batch, Feature, TaskBase
 from bertkit.tokenization import Tokenizer
-from bertkit.weights.load import load_pretrained
+from bertkit.weights.load import load_for
 
 
 def second_text(example: ChoiceExample, choice: str) -> str:
@@ -40,7 +39,7 @@ class MultipleChoiceTask(TaskBase):
     main_metric = "accuracy"
 
     def build_model(self, model: str, *, from_finetuned: bool = False) -> tuple[nn.Module, Any]:
-        return load_pretrained(model, BertForMultipleChoice, require_heads=from_finetuned)
+        return load_for(model, "multiple_choice", require_heads=from_finetuned)
 
     # ---- examples ------------------------------------------------------------------------------------
     def check(self, example: ChoiceExample, labelled: bool = True) -> str | None:

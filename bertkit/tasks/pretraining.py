@@ -21,10 +21,12 @@ from torch import Tensor, nn
 from bertkit.data.collate import encoder_inputs, pad_sequences
 from bertkit.data.corpus import Shards
 from bertkit.model.config import BertConfig
-from bertkit.model.heads import BertForPreTraining, PretrainingLogits
+from bertkit.model.families import family_of
+from bertkit.model.heads import PretrainingLogits
+from bertkit.model.registry import model_for
 from bertkit.tasks.base import Batch, Feature, TaskBase
 from bertkit.tokenization import Tokenizer
-from bertkit.weights.load import load_pretrained
+from bertkit.weights.load import load_pretrained, read_model_config
 
 logger = logging.getLogger(__name__)
 
@@ -72,8 +74,23 @@ class PretrainingTask(TaskBase):
         self.next_sentence = next_sentence
         self.model_config = dict(model_config) if model_config is not None else None
 
+    def to_json(self) -> dict[str, Any]:
+        return {"next_sentence": self.next_sentence, "model_config": self.model_config}
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, PretrainingTask) and self.to_json() == other.to_json()
+
+    def __repr__(self) -> str:
+        return f"PretrainingTask(next_sentence={self.next_sentence})"
+
+    @staticmethod
+    def _kind(config: BertConfig) -> str:
+        """MLM + NSP (BERT, ERNIE) or MLM + SOP (ALBERT) where the family has it, else its MLM model alone."""
+        return "pretraining" if "pretraining" in family_of(config).heads else "masked_lm"
+
     def build_model(self, model: str, *, from_finetuned: bool = False) -> tuple[nn.Module, Any]:
-        """BertForPreTraining, fresh from model_config or from a checkpoint (new heads are reported).
+        """The family's pretraining model (BertForPreTraining for BERT), fresh from model_config or from a
+        checkpoint (new heads are reported); its MLM model for families without NSP / SOP.
 
         Without next_sentence the pooler and NSP head are frozen: they stay exactly as loaded and are saved
         with the model (so the folder still loads as BertModel), and every trained parameter gets a gradient
@@ -82,9 +99,10 @@ class PretrainingTask(TaskBase):
         if self.model_config is not None and not from_finetuned:
             config = BertConfig.from_dict(self.model_config, source="model_config")
             logger.info("pretraining from scratch: %s", config)
-            net, report = BertForPreTraining(config), None
+            net, report = model_for(config, self._kind(config))(config), None
         else:
-            net, report = load_pretrained(model, BertForPreTraining, require_heads=from_finetuned)
+            config = read_model_config(model)
+            net, report = load_pretrained(model, model_for(config, self._kind(config)), require_heads=from_finetuned)
         if not self.next_sentence:
             for name, param in net.named_parameters():
                 if name.startswith(("bert.pooler.", "nsp.")):

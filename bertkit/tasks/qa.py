@@ -28,10 +28,10 @@ from bertkit.data.collate import encoder_inputs
 from bertkit.data.examples import Answer, QAExample
 from bertkit.data.readers.squad import NOT_IN_CONTEXT, anchor_answer
 from bertkit.evaluation.qa import cmrc2018, squad_v1, squad_v2
-from bertkit.model.heads import BertForQuestionAnswering, SpanLogits
+from bertkit.model.heads import SpanLogits
 from bertkit.tasks.base import Batch, Feature, TaskBase
 from bertkit.tokenization import Tokenizer
-from bertkit.weights.load import load_pretrained
+from bertkit.weights.load import load_for
 
 logger = logging.getLogger(__name__)
 
@@ -126,7 +126,7 @@ class QATask(TaskBase):
         return self.metric == "squad_v2"
 
     def build_model(self, model: str, *, from_finetuned: bool = False) -> tuple[nn.Module, Any]:
-        return load_pretrained(model, BertForQuestionAnswering, require_heads=from_finetuned)
+        return load_for(model, "question_answering", require_heads=from_finetuned)
 
     # ---- examples ------------------------------------------------------------------------------------
     def check(self, example: QAExample, labelled: bool = True) -> str | None:

@@ -16,6 +16,7 @@ from safetensors import SafetensorError, safe_open
 from safetensors.torch import load_file, save_file
 
 from bertkit.model.bert import BertModel, PretrainedBert
+from bertkit.model.families import family_of
 
 logger = logging.getLogger(__name__)
 
@@ -25,16 +26,13 @@ WEIGHT_FILES = (
     "pytorch_model.bin",
     "pytorch_model.bin.index.json",
 )
-_BASE_PARTS = ("embeddings.", "encoder.", "pooler.")
+# How the keys of a bare encoder (transformers' BertModel, RobertaModel...) start; a head model prefixes them.
+_BASE_PARTS = ("embeddings.", "encoder.", "pooler.", "transformer.", "embeddings_project.")
 # Before heads owned their weights, a crf / lstm_crf tagger kept lstm.* and crf.* in this file beside
 # model.safetensors; it is still read (model.safetensors wins for a key in both) and removed on save.
 LEGACY_HEAD_FILE = "tagging_head.safetensors"
-# Source tensors that are known to carry nothing new: tied copies and buffers.
-TIED_OR_BUFFERS = (
-    "cls.predictions.decoder.weight",
-    "cls.predictions.decoder.bias",
-    "bert.embeddings.position_ids",
-)
+# Buffers transformers saved in some versions: never weights.
+BUFFERS = (".position_ids", ".token_type_ids")
 
 
 def find_weights(directory: Path) -> Path | None:
@@ -45,16 +43,16 @@ def find_weights(directory: Path) -> Path | None:
     return None
 
 
-def canonical_key(key: str) -> str:
-    """Any HF spelling -> the canonical one in names.py.
+def canonical_key(key: str, prefix: str = "bert.") -> str:
+    """Any HF spelling -> the canonical one of the weight rows, for a family whose encoder prefix is `prefix`.
 
     Example: 'encoder.layer.0.output.LayerNorm.gamma' -> 'bert.encoder.layer.0.output.LayerNorm.weight'.
     """
     for wrapper in ("module.", "model."):  # DDP / some wrappers
-        if key.startswith(wrapper) and key[len(wrapper) :].startswith(("bert.", "cls.", *_BASE_PARTS)):
+        if key.startswith(wrapper) and key[len(wrapper) :].startswith((prefix, "cls.", *_BASE_PARTS)):
             key = key[len(wrapper) :]
     if key.startswith(_BASE_PARTS):
-        key = "bert." + key
+        key = prefix + key
     if key.endswith("LayerNorm.gamma"):
         key = key[: -len("gamma")] + "weight"
     elif key.endswith("LayerNorm.beta"):
@@ -76,7 +74,7 @@ def _read_one(path: Path) -> dict[str, torch.Tensor]:
     return state
 
 
-def read_hf_weights(path: Path) -> dict[str, torch.Tensor]:
+def read_hf_weights(path: Path, prefix: str = "bert.") -> dict[str, torch.Tensor]:
     """All tensors of an HF weights file (or sharded index), with canonical keys, as float32 where floating."""
     if path.name.endswith(".index.json"):
         shards = sorted(set(json.loads(path.read_text())["weight_map"].values()))
@@ -92,11 +90,11 @@ def read_hf_weights(path: Path) -> dict[str, torch.Tensor]:
         raw = {**_read_one(legacy), **raw}
     out = {}
     for key, tensor in raw.items():
-        out[canonical_key(key)] = tensor.float() if tensor.is_floating_point() else tensor
+        out[canonical_key(key, prefix)] = tensor.float() if tensor.is_floating_point() else tensor
     return out
 
 
-def read_hf_keys(path: Path) -> set[str]:
+def read_hf_keys(path: Path, prefix: str = "bert.") -> set[str]:
     """The canonical keys of an HF weights file (and of a legacy head file beside it), without reading tensors."""
     if path.name.endswith(".index.json"):
         keys = set(json.loads(path.read_text())["weight_map"])
@@ -113,18 +111,19 @@ def read_hf_keys(path: Path) -> set[str]:
     legacy = path.parent / LEGACY_HEAD_FILE
     if path != legacy and legacy.is_file():
         keys |= read_hf_keys(legacy)
-    return {canonical_key(k) for k in keys}
+    return {canonical_key(k, prefix) for k in keys}
 
 
 def hf_state_dict(model: PretrainedBert) -> dict[str, torch.Tensor]:
     """Every parameter under its row's HF key(s) (tied decoder left out, as transformers does)."""
     ours = model.state_dict()
-    strip = isinstance(model, BertModel)  # transformers' BertModel saves its keys without 'bert.'
+    # transformers' bare models (BertModel, RobertaModel...) save their keys without the family prefix
+    strip = family_of(model.config).hf_prefix if isinstance(model, BertModel) else None
     out: dict[str, torch.Tensor] = {}
     for row in model.weight_rows():  # raises if a parameter has no row
         for key, part in zip(row.hf, row.to_parts(ours[row.ours], tf=False), strict=True):
-            if strip and key.startswith("bert."):
-                key = key[len("bert.") :]
+            if strip and key.startswith(strip):
+                key = key[len(strip) :]
             out[key] = part.detach().to("cpu").contiguous().clone()
     return out
 
@@ -133,12 +132,13 @@ def save_hf(model: PretrainedBert, directory: str | Path) -> None:
     """config.json + model.safetensors; the folder loads in transformers' matching class with no missing keys."""
     directory = Path(directory)
     directory.mkdir(parents=True, exist_ok=True)
-    model.config.save_json(directory / "config.json", architecture=model.hf_architecture)
+    architecture = family_of(model.config).architecture(model.hf_architecture)
+    model.config.save_json(directory / "config.json", architecture=architecture)
     tmp = directory / "model.safetensors.tmp"
     save_file(hf_state_dict(model), str(tmp), metadata={"format": "pt"})
     tmp.replace(directory / "model.safetensors")
     (directory / LEGACY_HEAD_FILE).unlink(missing_ok=True)  # its tensors, if any, are in model.safetensors now
-    logger.info("saved %s to %s", model.hf_architecture, directory)
+    logger.info("saved %s to %s", architecture, directory)
 
 
 def copy_other_files(source: Path, target: Path) -> list[str]:

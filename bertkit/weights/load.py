@@ -18,10 +18,11 @@ import torch
 from bertkit.hub import model_folder, resolve_model_path
 from bertkit.model.bert import BertModel, PretrainedBert
 from bertkit.model.config import BertConfig
-from bertkit.model.registry import MODEL_CLASSES
+from bertkit.model.families import family_of
+from bertkit.model.registry import classes_for, model_for
 from bertkit.model.rows import Row
 from bertkit.weights import tf_checkpoint
-from bertkit.weights.hf import TIED_OR_BUFFERS, find_weights, read_hf_keys, read_hf_weights
+from bertkit.weights.hf import BUFFERS, find_weights, read_hf_keys, read_hf_weights
 
 logger = logging.getLogger(__name__)
 
@@ -92,7 +93,20 @@ def detect_format(path: Path) -> str:
 
 def read_config(path: Path, fmt: str) -> BertConfig:
     folder = path if path.is_dir() else path.parent
+    if fmt == "tf" and (folder / "albert_config.json").is_file() and not (folder / "bert_config.json").is_file():
+        return BertConfig.from_json(folder / "albert_config.json")
     return BertConfig.from_json(folder / ("config.json" if fmt == "hf" else "bert_config.json"))
+
+
+def read_model_config(name_or_path: str | Path) -> BertConfig:
+    """The config of a model argument (folder, alias, hub id), in whichever family dialect it is written."""
+    path = model_folder(resolve_model_path(name_or_path))
+    return read_config(path, detect_format(path))
+
+
+def load_for(name_or_path: str | Path, kind: str, **options: Any) -> tuple[PretrainedBert, LoadReport]:
+    """load_pretrained into the checkpoint's family's class for a task kind ('sequence_classification', ...)."""
+    return load_pretrained(name_or_path, model_for(read_model_config(name_or_path), kind), **options)
 
 
 def check_vocab(folder: Path, config: BertConfig) -> None:
@@ -109,12 +123,13 @@ def check_vocab(folder: Path, config: BertConfig) -> None:
 
 
 def _source_tensors(
-    path: Path, fmt: str, entries: list[Row]
+    path: Path, fmt: str, entries: list[Row], config: BertConfig
 ) -> tuple[dict[str, torch.Tensor], list[str], int]:
     """(tensors by source name, names of all model-like source tensors, optimizer slot count)."""
     if fmt == "hf":
-        tensors = read_hf_weights(find_weights(path))
-        names = [k for k in tensors if k not in TIED_OR_BUFFERS]
+        family = family_of(config)
+        tensors = read_hf_weights(find_weights(path), family.hf_prefix)
+        names = [k for k in tensors if k not in family.tied and not k.endswith(BUFFERS)]
         return tensors, names, 0
     prefix = tf_checkpoint.resolve_checkpoint_prefix(path)
     variables = tf_checkpoint.list_variables(prefix)
@@ -158,9 +173,9 @@ def load_pretrained(
     config = config.replace(**changes)
 
     model = model_class(config, **(model_options or {}))
-    encoder_entries, head_entries = model.encoder_rows(), model.head_rows()
+    encoder_entries, head_entries = model.encoder_rows(), model.pooler_rows() + model.head_rows()
     model.weight_rows()  # raises if a parameter has no row
-    tensors, source_names, slots = _source_tensors(path, fmt, encoder_entries + head_entries)
+    tensors, source_names, slots = _source_tensors(path, fmt, encoder_entries + head_entries, config)
     is_tf = fmt == "tf"
     state = model.state_dict()
     used: set[str] = set()
@@ -237,7 +252,7 @@ def infer_model(name_or_path: str | Path) -> ModelSpec:
     config = read_config(path, fmt)
     num_labels = None
     if fmt == "hf":
-        names = read_hf_keys(find_weights(path))
+        names = read_hf_keys(find_weights(path), family_of(config).hf_prefix)
     else:
         variables = tf_checkpoint.list_variables(tf_checkpoint.resolve_checkpoint_prefix(path))
         names = set(variables)
@@ -246,7 +261,7 @@ def infer_model(name_or_path: str | Path) -> ModelSpec:
             config = config.replace(labels=tuple(f"LABEL_{i}" for i in range(num_labels)))
     preferred = config.architectures[0] if config.architectures else None
     best: tuple[tuple[int, bool], ModelSpec] | None = None
-    for cls in MODEL_CLASSES.values():
+    for cls in classes_for(config):
         for options in cls.variants:
             with torch.device("meta"):
                 model = cls(config, **options)
@@ -254,7 +269,7 @@ def infer_model(name_or_path: str | Path) -> ModelSpec:
             keys = [r.tf if fmt == "tf" else r.hf for r in rows]
             if not all(k and all(n in names for n in k) for k in keys):
                 continue
-            score = (len(rows), cls.hf_architecture == preferred)
+            score = (len(rows), family_of(config).architecture(cls.hf_architecture) == preferred)
             if best is None or score > best[0]:
                 best = (score, ModelSpec(cls, dict(options), num_labels))
     if best is None:  # not even a complete encoder: loading it as one names the first missing tensor

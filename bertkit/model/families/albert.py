@@ -1,0 +1,108 @@
+"""ALBERT (HF model_type "albert"; Google's albert_config.json): factorized embeddings and shared layers.
+
+Differences: embeddings of width embedding_size, always projected to hidden_size
+(`encoder.embedding_hidden_mapping_in`); num_hidden_groups groups of inner_group_num layers shared across the
+num_hidden_layers steps (`albert_layer_groups.g.albert_layers.j`, with its own sub-layer names); the pooler is a
+bare Linear (`albert.pooler`); the MLM head is `predictions` (dense H -> E); sentence-order prediction
+(`sop_classifier`) takes NSP's place. Classification, tagging, QA and multiple-choice heads are BERT's.
+"""
+
+from __future__ import annotations
+
+from bertkit.model.bert import BertModel, Embeddings
+from bertkit.model.config import BertConfig
+from bertkit.model.families import Dialect, Family
+from bertkit.model.heads import (
+    BertForMaskedLM,
+    BertForMultipleChoice,
+    BertForPreTraining,
+    BertForQuestionAnswering,
+    BertForSequenceClassification,
+    BertForTokenClassification,
+)
+from bertkit.model.rows import Row, linear, norm
+
+PREFIX = "albert."
+
+
+def _embeddings(config: BertConfig) -> Embeddings:
+    return Embeddings(config, project=True)
+
+
+def encoder_rows(config: BertConfig, pooler: bool) -> list[Row]:
+    tables = ["word_embeddings", "position_embeddings"] + (["token_type_embeddings"] if config.type_vocab_size else [])
+    rows = [Row(f"embeddings.{t}.weight", (f"{PREFIX}embeddings.{t}.weight",)) for t in tables]
+    rows += norm("embeddings.norm", f"{PREFIX}embeddings.LayerNorm", None)
+    rows += linear("embeddings.project", f"{PREFIX}encoder.embedding_hidden_mapping_in", None)
+    groups, inner = config.num_hidden_groups or 1, config.inner_group_num
+    for g in range(groups):
+        for j in range(inner):
+            ours, hf = f"encoder.layers.{g * inner + j}", f"{PREFIX}encoder.albert_layer_groups.{g}.albert_layers.{j}"
+            qkv = ("query", "key", "value")
+            rows += [
+                Row(f"{ours}.attention.qkv.weight", tuple(f"{hf}.attention.{p}.weight" for p in qkv)),
+                Row(f"{ours}.attention.qkv.bias", tuple(f"{hf}.attention.{p}.bias" for p in qkv)),
+                *linear(f"{ours}.attention.out", f"{hf}.attention.dense", None),
+                *norm(f"{ours}.attention_norm", f"{hf}.attention.LayerNorm", None),
+                *linear(f"{ours}.ffn_in", f"{hf}.ffn", None),
+                *linear(f"{ours}.ffn_out", f"{hf}.ffn_output", None),
+                *norm(f"{ours}.ffn_norm", f"{hf}.full_layer_layer_norm", None),
+            ]
+    if pooler:
+        rows += linear("pooler.dense", f"{PREFIX}pooler", None)
+    return rows
+
+
+MLM_ROWS = [
+    *linear("mlm.transform", "predictions.dense", None),
+    *norm("mlm.norm", "predictions.LayerNorm", None),
+    Row("mlm.bias", ("predictions.bias",)),
+]
+
+
+class AlbertForMaskedLM(BertForMaskedLM):
+    hf_architecture = "AlbertForMaskedLM"
+
+    def head_rows(self) -> list[Row]:
+        return MLM_ROWS
+
+
+class AlbertForPreTraining(BertForPreTraining):
+    """MLM + sentence-order prediction; nsp_logits are the SOP logits."""
+
+    hf_architecture = "AlbertForPreTraining"
+
+    def head_rows(self) -> list[Row]:
+        return MLM_ROWS + linear("nsp", "sop_classifier.classifier", None)
+
+
+def _check(config: BertConfig) -> None:
+    if config.embedding_size is None:
+        raise ValueError("an ALBERT config needs embedding_size")
+
+
+ALBERT = Family(
+    dialect=Dialect(
+        "albert",
+        renames={"classifier_dropout_prob": "classifier_dropout"},
+        fields=frozenset({"embedding_size", "num_hidden_groups", "inner_group_num"}),
+        kept=frozenset({"net_structure_type", "gap_size", "num_memory_blocks", "down_scale_factor"}),
+        implied={"embedding_size": 128, "num_hidden_groups": 1, "hidden_act": "gelu_new"},
+        check=_check,
+    ),
+    class_prefix="Albert",
+    hf_prefix=PREFIX,
+    embeddings=_embeddings,
+    encoder_rows=encoder_rows,
+    heads={
+        "base": BertModel,
+        "pretraining": AlbertForPreTraining,
+        "masked_lm": AlbertForMaskedLM,
+        "sequence_classification": BertForSequenceClassification,
+        "token_classification": BertForTokenClassification,
+        "question_answering": BertForQuestionAnswering,
+        "multiple_choice": BertForMultipleChoice,
+    },
+    tied=("predictions.decoder.weight", "predictions.decoder.bias"),
+    tokenizer="sentencepiece",
+)

@@ -1,0 +1,156 @@
+"""The family seam against transformers: for each family and each of its heads, a tiny random transformers model
+(odd sizes: 3 heads of 8, intermediate 37, embedding_size 16 != hidden 24, ALBERT's 2 shared groups of 2 layers)
+saved as an HF folder gives the same outputs in bertkit (float32, 1e-5, a padded batch), and the folder bertkit
+saves from it loads in transformers' AutoModelFor* class with no missing or unexpected key and the same outputs.
+Config dialects: unknown model_type / keys, Google's albert_config.json."""
+
+from __future__ import annotations
+
+import json
+import warnings
+
+import pytest
+import torch
+
+from bertkit.model.config import BertConfig
+from bertkit.model.families import family
+from bertkit.model.registry import model_for
+from bertkit.weights.load import infer_model, load_pretrained
+
+transformers = pytest.importorskip("transformers")
+
+H = dict(hidden_size=24, num_attention_heads=3, intermediate_size=37, num_hidden_layers=2, vocab_size=99)
+CONFIGS = {
+    "bert": lambda: transformers.BertConfig(**H, max_position_embeddings=40),
+    "distilbert": lambda: transformers.DistilBertConfig(
+        vocab_size=99, dim=24, n_layers=2, n_heads=3, hidden_dim=37, max_position_embeddings=40
+    ),
+    "roberta": lambda: transformers.RobertaConfig(**H, max_position_embeddings=42, type_vocab_size=1, pad_token_id=1),
+    "xlm-roberta": lambda: transformers.XLMRobertaConfig(
+        **H, max_position_embeddings=42, type_vocab_size=1, pad_token_id=1
+    ),
+    "electra": lambda: transformers.ElectraConfig(**H, embedding_size=16, max_position_embeddings=40),
+    "albert": lambda: transformers.AlbertConfig(
+        **{**H, "num_hidden_layers": 4}, embedding_size=16, num_hidden_groups=2, inner_group_num=2,
+        max_position_embeddings=40,
+    ),
+    "ernie": lambda: transformers.ErnieConfig(
+        **H, max_position_embeddings=40, use_task_id=True, task_type_vocab_size=3
+    ),
+}
+AUTO = {
+    "base": "AutoModel",
+    "pretraining": "AutoModelForPreTraining",
+    "discriminator": "AutoModelForPreTraining",
+    "masked_lm": "AutoModelForMaskedLM",
+    "sequence_classification": "AutoModelForSequenceClassification",
+    "token_classification": "AutoModelForTokenClassification",
+    "question_answering": "AutoModelForQuestionAnswering",
+    "multiple_choice": "AutoModelForMultipleChoice",
+}
+# Each family's bare encoder and classifier run in the fast suite; its other heads are marked slow.
+CASES = [
+    pytest.param(name, kind, marks=() if kind in ("base", "sequence_classification") else pytest.mark.slow)
+    for name in CONFIGS
+    for kind in family(name).heads
+]
+
+
+def inputs(config, choices: bool) -> dict[str, torch.Tensor]:
+    """A padded batch of 2 (or 2 x 3 choices): ids avoid the special low ids and the pad id."""
+    g = torch.Generator().manual_seed(0)
+    shape = (2, 3, 9) if choices else (2, 9)
+    ids = torch.randint(3, 99, shape, generator=g)
+    mask = torch.ones(shape, dtype=torch.long)
+    mask[0, ..., 6:] = 0  # the first row (every choice of it) is padded
+    ids = ids.masked_fill(mask == 0, config.pad_token_id)
+    out = {"input_ids": ids, "attention_mask": mask}
+    if getattr(config, "type_vocab_size", 0) > 1:
+        out["token_type_ids"] = (torch.arange(9) >= 4).long().expand(shape).contiguous() * mask
+    return out
+
+
+def outputs(kind: str, out, theirs: bool) -> list[torch.Tensor]:
+    """The comparable tensors of a head's output, ours or transformers'."""
+    if kind == "base":
+        return [out.last_hidden_state] + ([out.pooler_output] if getattr(out, "pooler_output", None) is not None
+                                          else []) if theirs else [out.last_hidden_state] + (
+            [out.pooled_output] if out.pooled_output is not None else [])  # fmt: skip
+    if kind == "pretraining":
+        if theirs:
+            second = out.seq_relationship_logits if hasattr(out, "seq_relationship_logits") else out.sop_logits
+            return [out.prediction_logits, second]
+        return [out.mlm_logits, out.nsp_logits]
+    if kind == "question_answering":
+        return [out.start_logits, out.end_logits] if theirs else [out.start_logits, out.end_logits]
+    return [out.logits] if theirs else [out]
+
+
+def compare(kind: str, a: list[torch.Tensor], b: list[torch.Tensor], mask: torch.Tensor) -> None:
+    assert len(a) == len(b)
+    for x, y in zip(a, b, strict=True):
+        assert x.shape == y.shape
+        if x.shape[:2] == mask.shape:  # per-token outputs: padded positions are not comparable
+            x, y = x[mask.bool()], y[mask.bool()]
+        torch.testing.assert_close(x, y, atol=1e-5, rtol=0)
+
+
+@pytest.mark.parametrize(("name", "kind"), CASES)
+def test_parity_with_transformers_both_ways(tmp_path, name, kind):
+    hf_config = CONFIGS[name]()
+    if kind in ("sequence_classification", "token_classification"):
+        hf_config.num_labels = 3
+    auto = getattr(transformers, AUTO[kind])
+    torch.manual_seed(0)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        theirs = auto.from_config(hf_config).eval()
+    theirs.save_pretrained(tmp_path / "hf")
+    batch = inputs(hf_config, kind == "multiple_choice")
+    mask = batch["attention_mask"].reshape(-1, 9)[:2] if kind == "multiple_choice" else batch["attention_mask"]
+
+    config = BertConfig.from_json(tmp_path / "hf" / "config.json")
+    assert config.model_type == name
+    ours, report = load_pretrained(tmp_path / "hf", model_for(config, kind))
+    assert report.initialized == () and report.unused == (), report
+    assert infer_model(tmp_path / "hf").model_class is type(ours)
+    with torch.no_grad():
+        expected = outputs(kind, theirs(**batch), theirs=True)
+        compare(kind, outputs(kind, ours(**batch), theirs=False), expected, mask)
+
+    ours.save_pretrained(tmp_path / "ours")
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        again, info = auto.from_pretrained(tmp_path / "ours", output_loading_info=True)
+    assert type(again) is type(theirs)
+    assert not info["missing_keys"] and not info["unexpected_keys"] and not info["mismatched_keys"], info
+    with torch.no_grad():
+        compare(kind, outputs(kind, again.eval()(**batch), theirs=True), expected, mask)
+
+
+def test_unknown_model_type_names_the_families(tmp_path):
+    with pytest.raises(ValueError, match=r"model_type 'gpt2' is not a family bertkit knows \(bert, distilbert"):
+        BertConfig.from_dict({"model_type": "gpt2", "hidden_size": 24})
+
+
+def test_a_key_the_family_does_not_know_is_an_error():
+    with pytest.raises(ValueError, match=r"embedding_size 16 != hidden_size 24 .* set model_type to 'albert'"):
+        BertConfig.from_dict({"hidden_size": 24, "num_attention_heads": 3, "embedding_size": 16})
+    with pytest.raises(ValueError, match=r"unknown config key 'inner_group_num' for the bert family.*albert"):
+        BertConfig.from_dict({"hidden_size": 24, "num_attention_heads": 3, "inner_group_num": 1})
+    with pytest.raises(ValueError, match=r"unknown config key 'num_hidden_groups' for the electra family"):
+        BertConfig.from_dict({"model_type": "electra", "num_hidden_groups": 2})
+
+
+def test_google_albert_config_reads_as_albert(tmp_path):
+    google = {"attention_probs_dropout_prob": 0, "hidden_act": "gelu", "hidden_dropout_prob": 0,
+              "embedding_size": 128, "hidden_size": 768, "initializer_range": 0.02, "intermediate_size": 3072,
+              "max_position_embeddings": 512, "num_attention_heads": 12, "num_hidden_layers": 12,
+              "num_hidden_groups": 1, "net_structure_type": 0, "gap_size": 0, "num_memory_blocks": 0,
+              "inner_group_num": 1, "down_scale_factor": 1, "type_vocab_size": 2, "vocab_size": 30000}  # fmt: skip
+    (tmp_path / "albert_config.json").write_text(json.dumps(google))
+    config = BertConfig.from_json(tmp_path / "albert_config.json")
+    assert (config.model_type, config.embedding_size, config.num_hidden_groups) == ("albert", 128, 1)
+    (tmp_path / "bert_config.json").write_text(json.dumps(google))  # the same keys read as BERT: refused
+    with pytest.raises(ValueError, match="unknown config key 'num_hidden_groups' for the bert family"):
+        BertConfig.from_json(tmp_path / "bert_config.json")
