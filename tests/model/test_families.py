@@ -154,3 +154,33 @@ def test_google_albert_config_reads_as_albert(tmp_path):
     (tmp_path / "bert_config.json").write_text(json.dumps(google))  # the same keys read as BERT: refused
     with pytest.raises(ValueError, match="unknown config key 'num_hidden_groups' for the bert family"):
         BertConfig.from_json(tmp_path / "bert_config.json")
+
+
+def test_distilbert_sinusoidal_positions_match_transformers():
+    hf_config = CONFIGS["distilbert"]()
+    hf_config.sinusoidal_pos_embds = True
+    theirs = transformers.DistilBertModel(hf_config).embeddings.position_embeddings.weight
+    config = BertConfig.from_dict(hf_config.to_dict())
+    ours = model_for(config, "base")(config).embeddings.position_embeddings.weight
+    torch.testing.assert_close(ours, theirs, atol=1e-6, rtol=0)
+    assert not ours.requires_grad
+
+
+def test_distilbert_folder_cls_features_equal_transformers(tmp_path, fixtures_dir):
+    """The seeds' recipe: `encode --pooling cls` on a DistilBERT folder = DistilBertModel's [CLS] rows."""
+    from bertkit.inference.features import FeatureExtractor
+    from bertkit.tokenization import Tokenizer
+
+    tokenizer = Tokenizer.from_pretrained(fixtures_dir / "tiny-bert-hf")
+    hf_config = CONFIGS["distilbert"]()
+    hf_config.vocab_size = tokenizer.vocab_size
+    torch.manual_seed(0)
+    theirs = transformers.DistilBertModel(hf_config).eval()
+    theirs.save_pretrained(tmp_path / "d")
+    tokenizer.save_pretrained(tmp_path / "d")
+    texts = ["hello world", "the quick brown fox jumps over the lazy dog"]
+    features = FeatureExtractor.from_pretrained(tmp_path / "d", pooling="cls").encode(texts)
+    batch = tokenizer(texts)
+    with torch.no_grad():
+        cls = theirs(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"]).last_hidden_state[:, 0]
+    torch.testing.assert_close(torch.as_tensor(features), cls, atol=1e-5, rtol=0)
