@@ -3,6 +3,9 @@
 Shapes: B batch, T padded length, N real (unpadded) tokens, H hidden, I intermediate, nh heads, hs head size.
 Inside the encoder a padded batch travels packed as (N, H): the dense layers never see padding rows,
 and attention re-pads to (B, nh, T, hs) with a boolean key mask. A batch without padding stays (B, T, H).
+The whole BERT family runs through this one encoder: a family (bertkit.model.families, chosen by
+config.model_type) supplies its parts (its embeddings, pooler or not, its weight table); the config carries
+the numbers some families use (embedding_size E, ALBERT's shared layer groups).
 """
 
 from __future__ import annotations
