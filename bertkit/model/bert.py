@@ -33,10 +33,12 @@ def activation(name: str):
     """hidden_act -> function. 'gelu' is the exact erf GELU (transformers); the tanh one is Google's."""
     if name == "gelu":
         return F.gelu
-    if name in ("gelu_new", "gelu_pytorch_tanh", "gelu_google"):
+    if name in ("gelu_new", "gelu_pytorch_tanh", "gelu_google", "gelu_fast"):  # one formula, spelled 4 ways
         return lambda x: F.gelu(x, approximate="tanh")
     if name == "relu":
         return F.relu
+    if name in ("silu", "swish"):
+        return F.silu
     if name == "tanh":  # classifier heads only (RoBERTa's)
         return torch.tanh
     raise ValueError(f"unsupported hidden_act {name!r}")

@@ -16,7 +16,7 @@ from typing import Any
 
 from bertkit.model.families import family, known_families
 
-ACTIVATIONS = ("gelu", "gelu_new", "gelu_pytorch_tanh", "gelu_google", "relu")
+ACTIVATIONS = ("gelu", "gelu_new", "gelu_pytorch_tanh", "gelu_google", "gelu_fast", "relu", "silu", "swish")
 
 # Keys found in real config files that carry nothing for an encoder-only BERT. Anything else unknown is an error.
 IGNORED_KEYS = frozenset(

@@ -184,3 +184,13 @@ def test_distilbert_folder_cls_features_equal_transformers(tmp_path, fixtures_di
     with torch.no_grad():
         cls = theirs(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"]).last_hidden_state[:, 0]
     torch.testing.assert_close(torch.as_tensor(features), cls, atol=1e-5, rtol=0)
+
+
+@pytest.mark.parametrize("name", ["gelu", "gelu_new", "gelu_pytorch_tanh", "gelu_fast", "relu", "silu", "swish"])
+def test_hidden_act_variants_match_transformers(name):
+    from transformers.activations import ACT2FN
+
+    from bertkit.model.bert import activation
+
+    x = torch.linspace(-6, 6, 2001)
+    torch.testing.assert_close(activation(name)(x), ACT2FN[name](x), atol=1e-6, rtol=0)
