@@ -151,6 +151,8 @@ def test_google_albert_config_reads_as_albert(tmp_path):
     (tmp_path / "albert_config.json").write_text(json.dumps(google))
     config = BertConfig.from_json(tmp_path / "albert_config.json")
     assert (config.model_type, config.embedding_size, config.num_hidden_groups) == ("albert", 128, 1)
+    written = transformers.AlbertConfig.from_dict(config.to_hf_dict("AlbertModel"))  # what save_pretrained writes
+    assert (written.embedding_size, written.inner_group_num, written.classifier_dropout_prob) == (128, 1, 0.1)
     (tmp_path / "bert_config.json").write_text(json.dumps(google))  # the same keys read as BERT: refused
     with pytest.raises(ValueError, match="unknown config key 'num_hidden_groups' for the bert family"):
         BertConfig.from_json(tmp_path / "bert_config.json")

@@ -87,7 +87,8 @@ ALBERT = Family(
         renames={"classifier_dropout_prob": "classifier_dropout"},
         fields=frozenset({"embedding_size", "num_hidden_groups", "inner_group_num"}),
         kept=frozenset({"net_structure_type", "gap_size", "num_memory_blocks", "down_scale_factor"}),
-        implied={"embedding_size": 128, "num_hidden_groups": 1, "hidden_act": "gelu_new"},
+        # ALBERT's defaults, for Google's albert_config.json (transformers cannot build a dropout of None)
+        implied={"embedding_size": 128, "num_hidden_groups": 1, "hidden_act": "gelu_new", "classifier_dropout": 0.1},
         check=_check,
     ),
     class_prefix="Albert",
