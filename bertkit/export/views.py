@@ -184,6 +184,13 @@ VIEWS: dict[str, Callable[[nn.Module], View]] = {
     "BertForQuestionAnswering": SpanView,
     "BertForMultipleChoice": ChoiceView,
     BertForTagging.__name__: TaggerView,
+    # The families' own classifier layouts (model/families): same inputs and outputs as BERT's.
+    "DistilBertForSequenceClassification": SequenceView,
+    "RobertaForSequenceClassification": SequenceView,
+    "XLMRobertaForSequenceClassification": SequenceView,
+    "ElectraForSequenceClassification": SequenceView,
+    "DistilBertForMultipleChoice": ChoiceView,
+    "ElectraForMultipleChoice": ChoiceView,
 }
 
 
