@@ -14,6 +14,8 @@ from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+from bertkit.data.datafile import numbered_lines
+
 
 @dataclass(frozen=True)
 class MaskedLM:
@@ -133,19 +135,18 @@ def read_word_ref(path: str | Path) -> Iterator[list[int]]:
     Each list holds positions, counting [CLS] as 0, of tokens that continue a word.
     """
     path = Path(path)
-    if not path.is_file():
-        raise FileNotFoundError(f"word reference file {path} does not exist")
-    with path.open(encoding="utf-8") as f:
-        for number, line in enumerate(f, start=1):
-            if not line.strip():
-                continue
-            try:
-                ref = json.loads(line)
-            except json.JSONDecodeError as err:
-                raise ValueError(f"{path}:{number}: not a JSON list of positions ({err.msg})") from err
-            if not isinstance(ref, list) or not all(isinstance(p, int) and p >= 1 for p in ref):
-                raise ValueError(f"{path}:{number}: expected a JSON list of positions >= 1, e.g. [2, 5, 6]")
-            yield ref
+    for number, line, problem in numbered_lines(path, "word reference file"):
+        if not line.strip():
+            continue
+        if problem:
+            raise ValueError(f"{path}:{number}: {problem}")
+        try:
+            ref = json.loads(line)
+        except json.JSONDecodeError as err:
+            raise ValueError(f"{path}:{number}: not a JSON list of positions ({err.msg})") from err
+        if not isinstance(ref, list) or not all(isinstance(p, int) and p >= 1 for p in ref):
+            raise ValueError(f"{path}:{number}: expected a JSON list of positions >= 1, e.g. [2, 5, 6]")
+        yield ref
 
 
 def ref_continuation(ref: Sequence[int], num_tokens: int, source: str) -> list[bool]:

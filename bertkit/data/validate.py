@@ -1,5 +1,10 @@
 """Validation before any compute: bad rows are collected with file:line and a reason, then either raise
-together (one message listing them) or go to a rejects file. Nothing is dropped silently."""
+together (one message listing them) or go to a rejects file. Nothing is dropped silently.
+
+The reader contract: every reader in bertkit.data.readers yields an Example per good record and a Reject per
+bad one, and raises only when the whole file is unusable (missing, no header, not JSON at all). `checked`
+is the default path (stop with file:line); `--rejects FILE` sends the Rejects to FILE instead.
+"""
 
 from __future__ import annotations
 
@@ -47,6 +52,17 @@ def _row_of(example: Any) -> str:
         return json.dumps(asdict(example), ensure_ascii=False)
     except TypeError:
         return repr(example)
+
+
+def checked(items: Iterable[Any], what: str = "input", rejects_path: str | Path | None = None) -> list[Any]:
+    """The examples of a reader; any Reject raises one ValueError listing them all with file:line (or, with
+    rejects_path, goes to that file).
+
+    Example: checked(read_conll("train.txt")) -> [TaggedExample, ...]
+    """
+    good, bad = split_valid(items)
+    handle_rejects(bad, rejects_path, what)
+    return good
 
 
 def handle_rejects(rejects: list[Reject], rejects_path: str | Path | None, what: str) -> None:

@@ -15,8 +15,8 @@ from pathlib import Path
 
 import numpy as np
 
-from bertkit.data.readers.jsonl import read_records
-from bertkit.data.readers.tsv import decoded_lines, read_tsv
+from bertkit.data.datafile import decoded_lines, json_records
+from bertkit.data.readers.tsv import read_tsv
 from bertkit.data.validate import Reject
 from bertkit.inference.features import FeatureExtractor
 
@@ -70,7 +70,7 @@ def read_inputs(
 def _read_jsonl(path: Path, field: str, pair_field: str, explicit_pair: bool) -> EncodeInputs:
     texts, pairs, ids = [], [], []
     first_pair = first_single = None
-    for source, _, obj, problem in read_records(path):
+    for source, _, obj, problem in json_records(path):
         if problem:
             raise ValueError(f"{source}: {problem}")
         assert obj is not None

@@ -8,6 +8,7 @@ from collections import Counter
 import pytest
 
 from bertkit.data.readers.choice import read_c3, read_choice_jsonl, read_socialiqa
+from bertkit.data.validate import checked
 
 
 def test_socialiqa_dev_counts_and_label_balance(data_dir):
@@ -34,10 +35,10 @@ def test_socialiqa_label_errors(tmp_path):
     labels = tmp_path / "x-labels.lst"
     labels.write_text("1\n")
     with pytest.raises(ValueError, match="x-labels.lst has 1 labels but .*x.jsonl has more"):
-        list(read_socialiqa(data, labels))
+        checked(read_socialiqa(data, labels))
     labels.write_text("1\n4\n")
     with pytest.raises(ValueError, match=r"x-labels.lst:2: label '4' is not a 1-based answer index in 1..3"):
-        list(read_socialiqa(data, labels))
+        checked(read_socialiqa(data, labels))
     assert [e.label for e in read_socialiqa(data)] == [None, None]
 
 
@@ -63,7 +64,7 @@ def test_c3_answer_must_be_a_choice(tmp_path):
     path = tmp_path / "c3.json"
     path.write_text(json.dumps([[["ctx"], [{"question": "q", "choice": ["a", "b"], "answer": "c"}], "id"]]))
     with pytest.raises(ValueError, match=r"c3.json#0.questions\[0\]: answer 'c' is not one of the choices"):
-        list(read_c3(path))
+        checked(read_c3(path))
 
 
 def test_generic_choice_jsonl(tmp_path):
@@ -80,10 +81,10 @@ def test_generic_choice_jsonl(tmp_path):
     assert c.label is None
     path.write_text(json.dumps({"context": "x", "choices": ["a", "b"], "label": 2}))
     with pytest.raises(ValueError, match=r"mc.jsonl:1: label 2 is outside 0..1 \(labels are 0-based\)"):
-        list(read_choice_jsonl(path))
+        checked(read_choice_jsonl(path))
     path.write_text(json.dumps({"context": "x", "choices": ["a"], "label": 0}))
     with pytest.raises(ValueError, match="at least two strings"):
-        list(read_choice_jsonl(path))
+        checked(read_choice_jsonl(path))
     path.write_text(json.dumps({"passage": "x", "options": ["a", "b"], "answer": "b"}))
     (e,) = read_choice_jsonl(path, context="passage", choices="options", label="answer")
     assert e.label == 1

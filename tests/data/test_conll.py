@@ -9,6 +9,7 @@ import pytest
 
 from bertkit.data.readers.conll import read_conll, write_conll
 from bertkit.data.tag_schemes import detect_scheme, tags_to_spans
+from bertkit.data.validate import checked
 
 
 def entity_counts(examples) -> Counter:
@@ -74,15 +75,15 @@ def test_errors_name_file_and_line(tmp_path):
     bad = tmp_path / "bad.txt"
     bad.write_text("EU NNP B-NP B-ORG\nrejects VBZ B-VP\n", encoding="utf-8")
     with pytest.raises(ValueError, match=r"bad.txt:2: 3 columns where the sentence's earlier lines have 4"):
-        list(read_conll(bad))
+        checked(read_conll(bad))
     bad.write_text("EU B-ORG\nrejects Q-MISC\n", encoding="utf-8")
     with pytest.raises(ValueError, match=r"bad.txt:2: tag 'Q-MISC'"):
-        list(read_conll(bad))
+        checked(read_conll(bad))
     bad.write_text("EU\n", encoding="utf-8")
     with pytest.raises(ValueError, match=r"bad.txt:1: tag 'EU'"):
-        list(read_conll(bad))
+        checked(read_conll(bad))
     with pytest.raises(FileNotFoundError, match="does not exist"):
-        list(read_conll(tmp_path / "missing.txt"))
+        checked(read_conll(tmp_path / "missing.txt"))
 
 
 def test_write_then_read_round_trip(tmp_path):

@@ -10,6 +10,7 @@ import pytest
 
 from bertkit.data.examples import Answer
 from bertkit.data.readers.squad import NOT_IN_CONTEXT, anchor_answer, read_qa, read_qa_jsonl, read_squad
+from bertkit.data.validate import checked
 
 
 def test_squad_v11_dev_counts_and_answers_sit_at_their_offsets(data_dir):
@@ -87,13 +88,13 @@ def test_squad_errors_name_the_file_and_the_place(tmp_path):
     with pytest.raises(
         ValueError, match=r"bad.json#data\[0\].paragraphs\[0\].qas\[0\]: missing field 'question'"
     ):
-        list(read_squad(path))
+        checked(read_squad(path))
     path = _write_v2(
         tmp_path / "bad2.json",
         [{"id": "a", "question": "q", "answers": [{"text": "x", "answer_start": "3"}]}],
     )
     with pytest.raises(ValueError, match=r"answers\[0\]: field 'answer_start' should be int"):
-        list(read_squad(path))
+        checked(read_squad(path))
     path = _write_v2(
         tmp_path / "bad3.json",
         [
@@ -106,12 +107,12 @@ def test_squad_errors_name_the_file_and_the_place(tmp_path):
         ],
     )
     with pytest.raises(ValueError, match="is_impossible is true but the question has answers"):
-        list(read_squad(path))
+        checked(read_squad(path))
     (tmp_path / "list.json").write_text("[]")
     with pytest.raises(ValueError, match="'data' list"):
-        list(read_squad(tmp_path / "list.json"))
+        checked(read_squad(tmp_path / "list.json"))
     with pytest.raises(FileNotFoundError, match="nope.json"):
-        list(read_squad(tmp_path / "nope.json"))
+        checked(read_squad(tmp_path / "nope.json"))
 
 
 def test_qa_jsonl_both_answer_layouts_and_default_ids(tmp_path):
@@ -147,7 +148,7 @@ def test_qa_jsonl_custom_field_names_and_errors(tmp_path):
     (e,) = read_qa_jsonl(path, question="q", context="passage", answers="gold")
     assert e.question == "Where?" and e.answers == (Answer("Paris", 3),)
     with pytest.raises(ValueError, match=r"qa.jsonl:1: missing field 'context'"):
-        list(read_qa_jsonl(path))
+        checked(read_qa_jsonl(path))
     path.write_text('{"question": "q", "context": "c"\n')
     with pytest.raises(ValueError, match=r"qa.jsonl:1: not valid JSON"):
-        list(read_qa_jsonl(path))
+        checked(read_qa_jsonl(path))

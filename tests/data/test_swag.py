@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 
 from bertkit.data.readers.swag import read_swag
+from bertkit.data.validate import checked
 
 HEADER = ",video-id,fold-ind,startphrase,sent1,sent2,gold-source,ending0,ending1,ending2,ending3,label\n"
 ROW = (
@@ -35,7 +36,7 @@ def test_swag_test_file_without_labels_and_errors(tmp_path):
     assert e.label is None
     path.write_text(HEADER + ROW.replace(",0\n", ",7\n"))
     with pytest.raises(ValueError, match=r"test.csv:2: label 7 is outside 0..3"):
-        list(read_swag(path))
+        checked(read_swag(path))
     path.write_text("a,b\n1,2\n")
     with pytest.raises(ValueError, match="SWAG layout"):
-        list(read_swag(path))
+        checked(read_swag(path))

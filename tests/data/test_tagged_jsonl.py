@@ -8,6 +8,7 @@ import pytest
 
 from bertkit.data.readers.tagged_jsonl import read_tagged_jsonl
 from bertkit.data.tag_schemes import tags_to_spans
+from bertkit.data.validate import checked
 
 
 def write(tmp_path, rows) -> str:
@@ -67,4 +68,4 @@ def test_text_and_entities_with_cut_words(tmp_path):
 )
 def test_errors_name_the_line(tmp_path, row, message):
     with pytest.raises(ValueError, match=message):
-        list(read_tagged_jsonl(write(tmp_path, [row])))
+        checked(read_tagged_jsonl(write(tmp_path, [row])))

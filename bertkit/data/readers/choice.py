@@ -5,41 +5,13 @@ SWAG's CSV layout lives in ``swag.py``. Labels are always 0-based indices into `
 
 from __future__ import annotations
 
-import gzip
-import json
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
+from bertkit.data.datafile import RecordError, dumps, field, load_json, numbered_lines, parse_records
 from bertkit.data.examples import ChoiceExample
-
-
-def _open(path: Path):
-    if not path.is_file():
-        raise FileNotFoundError(f"file {path} does not exist")
-    return gzip.open(path, "rt", encoding="utf-8") if path.suffix == ".gz" else path.open(encoding="utf-8")
-
-
-def _json_lines(path: Path) -> Iterator[tuple[int, dict[str, Any]]]:
-    with _open(path) as f:
-        for line_no, line in enumerate(f, 1):
-            if not line.strip():
-                continue
-            try:
-                obj = json.loads(line)
-            except json.JSONDecodeError as err:
-                raise ValueError(f"{path}:{line_no}: not valid JSON ({err})") from err
-            if not isinstance(obj, dict):
-                raise ValueError(f"{path}:{line_no}: expected a JSON object")
-            yield line_no, obj
-
-
-def _text(obj: dict, key: str, where: str) -> str:
-    if key not in obj:
-        raise ValueError(f"{where}: missing field {key!r}")
-    if not isinstance(obj[key], str):
-        raise ValueError(f"{where}: field {key!r} should be a string, got {obj[key]!r:.80}")
-    return obj[key]
+from bertkit.data.validate import Reject
 
 
 def read_socialiqa(
@@ -54,7 +26,7 @@ def read_socialiqa(
     first (presets name ``dev-labels.lst`` for ``dev.jsonl``). The two files must have the same number of lines.
     """
     path = Path(path)
-    labels: list[int] | None = None
+    labels: list[int | str] | None = None  # a 0-based index, or why the labels file's line is not one
     if labels_path is not None:
         labels_path = Path(labels_path)
         if not labels_path.is_absolute() and (path.parent / labels_path).is_file():
@@ -64,45 +36,45 @@ def read_socialiqa(
                 f"labels file {labels_path} for {path} does not exist (looked beside it too); Social IQa keeps "
                 "1-based answer indices in a separate file such as dev-labels.lst"
             )
-        with _open(labels_path) as f:
-            raw = [(n, line.strip()) for n, line in enumerate(f, 1) if line.strip()]
         labels = []
-        for n, value in raw:
-            if not value.isdigit() or not 1 <= int(value) <= len(choice_fields):
-                raise ValueError(
-                    f"{labels_path}:{n}: label {value!r} is not a 1-based answer index in 1..{len(choice_fields)}"
-                )
-            labels.append(int(value) - 1)
+        for n, value, problem in numbered_lines(labels_path, "labels file"):
+            value = value.strip()
+            if not value:
+                continue
+            if problem is None and (not value.isdigit() or not 1 <= int(value) <= len(choice_fields)):
+                problem = f"label {value!r} is not a 1-based answer index in 1..{len(choice_fields)}"
+            labels.append(f"{labels_path}:{n}: {problem}" if problem else int(value) - 1)
     count = 0
-    for line_no, obj in _json_lines(path):
-        where = f"{path}:{line_no}"
+
+    def build(obj: dict[str, Any], where: str) -> ChoiceExample:
         if labels is not None and count >= len(labels):
-            raise ValueError(
-                f"{labels_path} has {len(labels)} labels but {path} has more examples (at line {line_no})"
-            )
-        yield ChoiceExample(
-            context=_text(obj, "context", where),
-            question=_text(obj, "question", where),
-            choices=tuple(_text(obj, c, where) for c in choice_fields),
-            label=None if labels is None else labels[count],
+            raise ValueError(f"{labels_path} has {len(labels)} labels but {path} has more examples (at {where})")
+        label = None if labels is None else labels[count]
+        if isinstance(label, str):
+            raise RecordError(label)
+        return ChoiceExample(
+            context=field(obj, "context"),
+            question=field(obj, "question"),
+            choices=tuple(field(obj, c) for c in choice_fields),
+            label=label,
             source=where,
         )
-        count += 1
+
+    for item in parse_records(path, build, "Social IQa file"):
+        yield item
+        count += 1  # a Reject takes its label line too: the two files pair up line by line
     if labels is not None and count != len(labels):
         raise ValueError(f"{labels_path} has {len(labels)} labels but {path} has {count} examples")
 
 
-def read_c3(path: str | Path) -> Iterator[ChoiceExample]:
+def read_c3(path: str | Path) -> Iterator[ChoiceExample | Reject]:
     """C3's JSON: a list of ``[[context lines], [{"question", "choice": [...], "answer"}], id]``.
 
     The context lines are joined with newlines; ``answer`` is the text of the right choice (absent in test).
+    ``source`` is ``file#i.questions[k]``; a bad question (or document) is a Reject there.
     """
     path = Path(path)
-    with _open(path) as f:
-        try:
-            doc = json.load(f)
-        except json.JSONDecodeError as err:
-            raise ValueError(f"{path}: not valid JSON ({err}); expected C3's list of documents") from err
+    doc = load_json(path, "C3's list of [context lines, questions, id]", "C3 file")
     if not isinstance(doc, list):
         raise ValueError(f"{path}: expected a JSON list of [context lines, questions, id] (C3 layout)")
     for i, item in enumerate(doc):
@@ -111,31 +83,30 @@ def read_c3(path: str | Path) -> Iterator[ChoiceExample]:
             not isinstance(item, list)
             or len(item) < 2
             or not isinstance(item[0], list)
+            or not all(isinstance(line, str) for line in item[0])
             or not isinstance(item[1], list)
         ):
-            raise ValueError(f"{where}: expected [[context lines], [questions], id] (C3 layout)")
+            yield Reject(where, dumps(item), "expected [[context lines], [questions], id] (C3 layout)")
+            continue
         context = "\n".join(item[0])
         for k, q in enumerate(item[1]):
-            at = f"{where}.questions[{k}]"
-            choices = q.get("choice") if isinstance(q, dict) else None
-            if (
-                not isinstance(choices, list)
-                or len(choices) < 2
-                or not all(isinstance(c, str) for c in choices)
-            ):
-                raise ValueError(f"{at}: 'choice' should be a list of at least two strings")
-            label = None
-            if "answer" in q:
-                if q["answer"] not in choices:
-                    raise ValueError(f"{at}: answer {q['answer']!r} is not one of the choices {choices}")
-                label = choices.index(q["answer"])
-            yield ChoiceExample(
-                context=context,
-                question=_text(q, "question", at),
-                choices=tuple(choices),
-                label=label,
-                source=at,
-            )
+            try:
+                yield _c3_question(q, context, f"{where}.questions[{k}]")
+            except RecordError as err:
+                yield Reject(f"{where}.questions[{k}]", dumps(q), str(err))
+
+
+def _c3_question(q: Any, context: str, at: str) -> ChoiceExample:
+    choices = q.get("choice") if isinstance(q, dict) else None
+    if not isinstance(choices, list) or len(choices) < 2 or not all(isinstance(c, str) for c in choices):
+        raise RecordError("'choice' should be a list of at least two strings")
+    label = None
+    if "answer" in q:
+        if q["answer"] not in choices:
+            raise RecordError(f"answer {q['answer']!r} is not one of the choices {choices}")
+        label = choices.index(q["answer"])
+    return ChoiceExample(context=context, question=field(q, "question"), choices=tuple(choices), label=label,
+                         source=at)  # fmt: skip
 
 
 def read_choice_jsonl(
@@ -145,40 +116,38 @@ def read_choice_jsonl(
     question: str = "question",
     choices: str = "choices",
     label: str = "label",
-) -> Iterator[ChoiceExample]:
+) -> Iterator[ChoiceExample | Reject]:
     """Generic JSONL: ``{"context", "question", "choices": [...], "label"}``; any number of choices.
 
     ``label`` is a 0-based index or the text of the right choice; missing means unlabelled. ``question``
-    may be absent.
+    may be absent. A line that breaks these rules is a Reject.
     """
-    path = Path(path)
-    for line_no, obj in _json_lines(path):
-        where = f"{path}:{line_no}"
+
+    def build(obj: dict[str, Any], where: str) -> ChoiceExample:
         options = obj.get(choices)
         if not isinstance(options, list) or len(options) < 2 or not all(isinstance(c, str) for c in options):
-            raise ValueError(f"{where}: field {choices!r} should be a list of at least two strings")
-        index = None
+            raise RecordError(f"field {choices!r} should be a list of at least two strings")
         value = obj.get(label)
-        if isinstance(value, bool):
-            raise ValueError(f"{where}: label {value!r} is neither a choice index nor a choice text")
-        if isinstance(value, int):
+        if isinstance(value, int) and not isinstance(value, bool):
             if not 0 <= value < len(options):
-                raise ValueError(
-                    f"{where}: label {value} is outside 0..{len(options) - 1} (labels are 0-based)"
-                )
+                raise RecordError(f"label {value} is outside 0..{len(options) - 1} (labels are 0-based)")
             index = value
         elif isinstance(value, str):
             if value not in options:
-                raise ValueError(
-                    f"{where}: label {value!r} is not one of the choices (give the text or a 0-based index)"
+                raise RecordError(
+                    f"label {value!r} is not one of the choices (give the text or a 0-based index)"
                 )
             index = options.index(value)
-        elif value is not None:
-            raise ValueError(f"{where}: label {value!r} is neither a choice index nor a choice text")
-        yield ChoiceExample(
-            context=_text(obj, context, where),
-            question=_text(obj, question, where) if question in obj else "",
+        elif value is None:
+            index = None
+        else:
+            raise RecordError(f"label {value!r} is neither a choice index nor a choice text")
+        return ChoiceExample(
+            context=field(obj, context),
+            question=field(obj, question) if question in obj else "",
             choices=tuple(options),
             label=index,
             source=where,
         )
+
+    return parse_records(path, build, "multiple-choice file")

@@ -8,24 +8,19 @@ converts them to its scheme.
 
 from __future__ import annotations
 
-import gzip
 import re
 from collections.abc import Iterator
+from itertools import chain
 from pathlib import Path
-from typing import TextIO
 
+from bertkit.data.datafile import Line, numbered_lines
 from bertkit.data.examples import TaggedExample
 from bertkit.data.tag_schemes import split_tag
+from bertkit.data.validate import Reject
 from bertkit.data.words import join_words
 
 # Columns are separated by spaces or tabs only: a full-width space (U+3000) can be a token of its own.
 _COLUMNS = re.compile(r"[ \t]+")
-
-
-def _open(path: Path) -> TextIO:
-    if path.suffix == ".gz":
-        return gzip.open(path, "rt", encoding="utf-8-sig")
-    return path.open(encoding="utf-8-sig")
 
 
 def read_conll(
@@ -35,66 +30,68 @@ def read_conll(
     tag_column: int | None = -1,
     joiner: str = " ",
     docstart: str | None = "-DOCSTART-",
-) -> Iterator[TaggedExample]:
+) -> Iterator[TaggedExample | Reject]:
     """Yield one TaggedExample per sentence, with `text` = words joined by `joiner` and word offsets into it.
 
     tag_column None reads words only (prediction input). Lines whose word is `docstart` are document
-    separators and are skipped. Every line of a sentence must have the same number of columns.
+    separators and are skipped. Every line of a sentence must have the same number of columns; a sentence
+    with a bad line is one Reject (source: the bad line; row: the sentence's lines).
     """
     path = Path(path)
-    if not path.is_file():
-        raise FileNotFoundError(f"CoNLL file {path} does not exist")
+    sentence: list[Line] = []
+    for line in chain(numbered_lines(path, "CoNLL file"), [Line(0, "", None)]):  # a blank line ends the last one
+        if line.text.strip(" \t"):
+            sentence.append(line)
+        elif sentence:
+            item = _sentence(path, sentence, word_column, tag_column, joiner, docstart)
+            sentence = []
+            if item is not None:
+                yield item
+
+
+def _sentence(
+    path: Path, lines: list[Line], word_column: int, tag_column: int | None, joiner: str, docstart: str | None
+) -> TaggedExample | Reject | None:
+    """The lines of one sentence (no blank line among them) -> TaggedExample, Reject at its first bad line, or
+    None when they are only document separators."""
     words: list[str] = []
     tags: list[str] = []
-    first_line = 0
     width: int | None = None
-    with _open(path) as f:
-        for number, raw in enumerate(f, start=1):
-            line = raw.rstrip("\r\n").strip(" \t")
-            if not line:
-                if words:
-                    yield _example(words, tags, tag_column, joiner, f"{path}:{first_line}")
-                words, tags, width = [], [], None
-                continue
-            cols = _COLUMNS.split(line)
-            if docstart is not None and cols[0] == docstart:
-                continue
-            where = f"{path}:{number}"
-            if width is not None and len(cols) != width:
-                raise ValueError(
-                    f"{where}: {len(cols)} columns where the sentence's earlier lines have {width}; "
-                    "a token must not contain spaces, and sentences are separated by one blank line"
-                )
-            width = len(cols)
-            for name, col in (("word_column", word_column), ("tag_column", tag_column)):
-                if col is not None and not -len(cols) <= col < len(cols):
-                    raise ValueError(
-                        f"{where}: {name}={col} but the line has only {len(cols)} columns: {line!r}"
-                    )
-            if not words:
-                first_line = number
-            words.append(cols[word_column])
-            if tag_column is not None:
-                tag = cols[tag_column]
-                try:
-                    split_tag(tag)
-                except ValueError as err:
-                    raise ValueError(f"{where}: {err}") from None
-                tags.append(tag)
-    if words:
-        yield _example(words, tags, tag_column, joiner, f"{path}:{first_line}")
-
-
-def _example(
-    words: list[str], tags: list[str], tag_column: int | None, joiner: str, source: str
-) -> TaggedExample:
+    first = 0
+    for number, raw, problem in lines:
+        line = raw.strip(" \t")
+        cols = _COLUMNS.split(line)
+        if docstart is not None and cols[0] == docstart:
+            continue
+        if problem is None and width is not None and len(cols) != width:
+            problem = (
+                f"{len(cols)} columns where the sentence's earlier lines have {width}; "
+                "a token must not contain spaces, and sentences are separated by one blank line"
+            )
+        width = len(cols)
+        for name, col in (("word_column", word_column), ("tag_column", tag_column)):
+            if problem is None and col is not None and not -len(cols) <= col < len(cols):
+                problem = f"{name}={col} but the line has only {len(cols)} columns: {line!r}"
+        if problem is None and tag_column is not None:
+            try:
+                split_tag(cols[tag_column])
+            except ValueError as err:
+                problem = str(err)
+        if problem is not None:
+            return Reject(f"{path}:{number}", "\n".join(text for _, text, _ in lines), problem)
+        first = first or number
+        words.append(cols[word_column])
+        if tag_column is not None:
+            tags.append(cols[tag_column])
+    if not words:  # only -DOCSTART- lines
+        return None
     text, offsets = join_words(words, joiner)
     return TaggedExample(
         words=tuple(words),
         tags=tuple(tags) if tag_column is not None else None,
         text=text,
         offsets=offsets,
-        source=source,
+        source=f"{path}:{first}",
     )
 
 

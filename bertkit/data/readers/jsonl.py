@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-import json
 import logging
 from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
+from bertkit.data.datafile import json_records
 from bertkit.data.examples import TextExample
-from bertkit.data.readers.tsv import decoded_lines
 from bertkit.data.validate import Reject
 
 logger = logging.getLogger(__name__)
@@ -33,29 +32,6 @@ def json_label(value: Any) -> str | float | tuple[str, ...] | None:
     raise TypeError(f"a label must be a string, number or list, found {type(value).__name__}")
 
 
-def read_records(path: str | Path) -> Iterator[tuple[str, str, dict | None, str | None]]:
-    """(source, raw line, object or None, problem or None) for each non-blank line."""
-    path = Path(path)
-    bad_lines: dict[int, str] = {}
-    for number, line in enumerate(decoded_lines(path, bad_lines), start=1):
-        raw = line.rstrip("\r\n")
-        if not raw.strip():
-            continue
-        source = f"{path}:{number}"
-        if number in bad_lines:
-            yield source, raw, None, bad_lines[number]
-            continue
-        try:
-            obj = json.loads(raw)
-        except json.JSONDecodeError as err:
-            yield source, raw, None, f"not valid JSON ({err.msg} at column {err.colno})"
-            continue
-        if not isinstance(obj, dict):
-            yield source, raw, None, f"expected a JSON object, found {type(obj).__name__}"
-            continue
-        yield source, raw, obj, None
-
-
 def read_jsonl(
     path: str | Path,
     *,
@@ -72,7 +48,7 @@ def read_jsonl(
     A missing text field is a Reject; a missing label is one too unless label_optional (unlabelled test sets).
     """
     skipped = 0
-    for source, raw, obj, problem in read_records(path):
+    for source, raw, obj, problem in json_records(path):
         if problem:
             yield Reject(source, raw, problem)
             continue

@@ -8,24 +8,18 @@ metrics, but cannot be a training target. Both cases are logged with counts and 
 
 from __future__ import annotations
 
-import gzip
-import json
 import logging
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+from bertkit.data.datafile import RecordError, dumps, field, load_json, parse_records
 from bertkit.data.examples import Answer, QAExample
+from bertkit.data.validate import Reject
 
 logger = logging.getLogger(__name__)
 
 NOT_IN_CONTEXT = -1  # Answer.start for a reference whose text does not occur in the context
-
-
-def _open(path: Path):
-    if not path.is_file():
-        raise FileNotFoundError(f"QA file {path} does not exist")
-    return gzip.open(path, "rt", encoding="utf-8") if path.suffix == ".gz" else path.open(encoding="utf-8")
 
 
 def anchor_answer(context: str, text: str, start: int) -> int:
@@ -61,10 +55,6 @@ class _AnchorLog:
         return Answer(text=text, start=fixed)
 
     def report(self) -> None:
-        def ids(qids: list[str]) -> str:
-            unique = list(dict.fromkeys(qids))
-            return ", ".join(unique[:5]) + (" ..." if len(unique) > 5 else "")
-
         if self.moved:
             logger.warning(
                 "%s: %d answers did not sit at their answer_start and were re-anchored to the nearest "
@@ -83,73 +73,65 @@ class _AnchorLog:
             )
 
 
-def _field(obj: dict, key: str, where: str, kind: type | tuple[type, ...] = str) -> Any:
-    if not isinstance(obj, dict) or key not in obj:
-        raise ValueError(f"{where}: missing field {key!r}")
-    value = obj[key]
-    if not isinstance(value, kind):
-        raise ValueError(
-            f"{where}: field {key!r} should be {getattr(kind, '__name__', kind)}, got {value!r:.80}"
-        )
-    return value
-
-
-def read_squad(path: str | Path) -> Iterator[QAExample]:
+def read_squad(path: str | Path) -> Iterator[QAExample | Reject]:
     """SQuAD-format JSON (``.json`` or ``.json.gz``): ``{"data": [{"title", "paragraphs": [{"context", "qas"}]}]}``.
 
     Reads v1.1, v2.0 (``is_impossible``; its ``plausible_answers`` are not references) and CMRC 2018.
-    ``source`` is ``file#data[i].paragraphs[j].qas[k]``.
+    ``source`` is ``file#data[i].paragraphs[j].qas[k]``; a bad question is a Reject there (a bad paragraph or
+    article one Reject at its own place).
     """
     path = Path(path)
-    with _open(path) as f:
-        try:
-            doc = json.load(f)
-        except json.JSONDecodeError as err:
-            raise ValueError(f"{path}: not valid JSON ({err}); expected SQuAD-format JSON") from err
+    doc = load_json(path, "SQuAD-format JSON", "QA file")
     if not isinstance(doc, dict) or not isinstance(doc.get("data"), list):
         raise ValueError(f"{path}: expected a JSON object with a 'data' list (SQuAD format)")
     log = _AnchorLog(path)
     for i, article in enumerate(doc["data"]):
         title = article.get("title", "") if isinstance(article, dict) else ""
-        for j, para in enumerate(_field(article, "paragraphs", f"{path}#data[{i}]", list)):
+        try:
+            paragraphs = field(article, "paragraphs", list)
+        except RecordError as err:
+            yield Reject(f"{path}#data[{i}]", dumps(article), str(err))
+            continue
+        for j, para in enumerate(paragraphs):
             where = f"{path}#data[{i}].paragraphs[{j}]"
-            context = _field(para, "context", where)
-            for k, qa in enumerate(_field(para, "qas", where, list)):
-                at = f"{where}.qas[{k}]"
-                qid = str(_field(qa, "id", at, (str, int)))
-                impossible = bool(qa.get("is_impossible", False))
-                answers = []
-                for n, ans in enumerate(qa.get("answers", [])):
-                    text = _field(ans, "text", f"{at}.answers[{n}]")
-                    start = _field(ans, "answer_start", f"{at}.answers[{n}]", int)
-                    answers.append(log.answer(context, text, start, qid))
-                if impossible and answers:
-                    raise ValueError(f"{at}: is_impossible is true but the question has answers")
-                yield QAExample(
-                    qid=qid,
-                    question=_field(qa, "question", at),
-                    context=context,
-                    answers=tuple(answers),
-                    is_impossible=impossible,
-                    title=title,
-                    source=at,
-                )
+            try:
+                context, qas = field(para, "context"), field(para, "qas", list)
+            except RecordError as err:
+                yield Reject(where, dumps(para), str(err))
+                continue
+            for k, qa in enumerate(qas):
+                try:
+                    yield _squad_question(qa, context, title, f"{where}.qas[{k}]", log)
+                except RecordError as err:
+                    yield Reject(f"{where}.qas[{k}]", dumps(qa), str(err))
     log.report()
 
 
-def _jsonl_answers(value: Any, where: str) -> list[tuple[str, int]]:
+def _squad_question(qa: Any, context: str, title: str, at: str, log: _AnchorLog) -> QAExample:
+    qid = str(field(qa, "id", (str, int)))
+    question = field(qa, "question")
+    impossible = bool(qa.get("is_impossible", False))
+    refs = []
+    for n, ans in enumerate(qa.get("answers", [])):
+        refs.append((field(ans, "text", where=f"answers[{n}]"), field(ans, "answer_start", int, f"answers[{n}]")))
+    if impossible and refs:
+        raise RecordError("is_impossible is true but the question has answers")
+    answers = tuple(log.answer(context, text, start, qid) for text, start in refs)
+    return QAExample(qid=qid, question=question, context=context, answers=answers, is_impossible=impossible,
+                     title=title, source=at)  # fmt: skip
+
+
+def _jsonl_answers(value: Any) -> list[tuple[str, int]]:
     """A list of {text, answer_start} objects, or the HF datasets layout {"text": [...], "answer_start": [...]}."""
     if isinstance(value, dict):
         texts, starts = value.get("text"), value.get("answer_start")
         if not isinstance(texts, list) or not isinstance(starts, list) or len(texts) != len(starts):
-            raise ValueError(
-                f"{where}: 'answers' as an object needs equal-length lists 'text' and 'answer_start'"
-            )
+            raise RecordError("'answers' as an object needs equal-length lists 'text' and 'answer_start'")
         return list(zip(texts, starts, strict=True))
     if not isinstance(value, list):
-        raise ValueError(f"{where}: 'answers' should be a list of {{text, answer_start}} objects")
+        raise RecordError("'answers' should be a list of {text, answer_start} objects")
     return [
-        (_field(a, "text", f"{where} answers[{n}]"), _field(a, "answer_start", f"{where} answers[{n}]", int))
+        (field(a, "text", where=f"answers[{n}]"), field(a, "answer_start", int, f"answers[{n}]"))
         for n, a in enumerate(value)
     ]
 
@@ -162,7 +144,7 @@ def read_qa_jsonl(
     answers: str = "answers",
     id: str = "id",  # noqa: A002 - the field name
     is_impossible: str = "is_impossible",
-) -> Iterator[QAExample]:
+) -> Iterator[QAExample | Reject]:
     """One JSON object per line with a question, a context and (for training / scoring) answers.
 
     ``answers`` is a list of ``{"text", "answer_start"}`` or ``{"text": [...], "answer_start": [...]}``;
@@ -171,35 +153,21 @@ def read_qa_jsonl(
     """
     path = Path(path)
     log = _AnchorLog(path)
-    with _open(path) as f:
-        for line_no, line in enumerate(f, 1):
-            if not line.strip():
-                continue
-            where = f"{path}:{line_no}"
-            try:
-                obj = json.loads(line)
-            except json.JSONDecodeError as err:
-                raise ValueError(f"{where}: not valid JSON ({err})") from err
-            text = _field(obj, context, where)
-            qid = str(obj.get(id, f"{path.name}:{line_no}"))
-            refs = (
-                [log.answer(text, t, s, qid) for t, s in _jsonl_answers(obj[answers], where)]
-                if answers in obj
-                else []
-            )
-            impossible = bool(obj.get(is_impossible, answers in obj and not refs))
-            yield QAExample(
-                qid=qid,
-                question=_field(obj, question, where),
-                context=text,
-                answers=tuple(refs),
-                is_impossible=impossible,
-                source=where,
-            )
+
+    def build(obj: dict[str, Any], where: str) -> QAExample:
+        text, asked = field(obj, context), field(obj, question)
+        qid = str(obj.get(id, f"{path.name}:{where.rsplit(':', 1)[1]}"))
+        pairs = _jsonl_answers(obj[answers]) if answers in obj else []
+        refs = [log.answer(text, t, s, qid) for t, s in pairs]
+        impossible = bool(obj.get(is_impossible, answers in obj and not refs))
+        return QAExample(qid=qid, question=asked, context=text, answers=tuple(refs), is_impossible=impossible,
+                         source=where)  # fmt: skip
+
+    yield from parse_records(path, build, "QA file")
     log.report()
 
 
-def read_qa(path: str | Path) -> Iterator[QAExample]:
+def read_qa(path: str | Path) -> Iterator[QAExample | Reject]:
     """By extension: ``.jsonl`` (``.jsonl.gz``) as JSON lines, anything else as SQuAD-format JSON."""
     name = Path(path).name
     if name.endswith((".jsonl", ".jsonl.gz")):

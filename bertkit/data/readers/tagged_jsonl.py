@@ -11,13 +11,15 @@ input) the examples have tags None.
 
 from __future__ import annotations
 
-import json
 from collections.abc import Iterator
+from functools import partial
 from pathlib import Path
 from typing import Any
 
+from bertkit.data.datafile import RecordError, parse_records
 from bertkit.data.examples import TaggedExample
 from bertkit.data.tag_schemes import Span, spans_to_tags, split_tag
+from bertkit.data.validate import Reject
 from bertkit.data.words import cut_at, join_words, split_words
 
 
@@ -30,34 +32,12 @@ def read_tagged_jsonl(
     entities_field: str = "entities",
     split: str = "words",
     scheme: str = "IOB2",
-) -> Iterator[TaggedExample]:
-    """Yield one TaggedExample per line; entities given as offsets are written as tags in `scheme`."""
-    path = Path(path)
-    if not path.is_file():
-        raise FileNotFoundError(f"JSONL file {path} does not exist")
-    with path.open(encoding="utf-8-sig") as f:
-        for number, line in enumerate(f, start=1):
-            if not line.strip():
-                continue
-            where = f"{path}:{number}"
-            try:
-                record = json.loads(line)
-            except json.JSONDecodeError as err:
-                raise ValueError(
-                    f"{where}: not valid JSON ({err.msg}); each line must be one JSON object"
-                ) from None
-            if not isinstance(record, dict):
-                raise ValueError(f"{where}: expected a JSON object, found {type(record).__name__}")
-            yield example_from_record(
-                record,
-                where,
-                tokens_field=tokens_field,
-                tags_field=tags_field,
-                text_field=text_field,
-                entities_field=entities_field,
-                split=split,
-                scheme=scheme,
-            )
+) -> Iterator[TaggedExample | Reject]:
+    """Yield one TaggedExample per line (a Reject per bad line); entities given as offsets are written as tags
+    in `scheme`."""
+    build = partial(_example, tokens_field=tokens_field, tags_field=tags_field, text_field=text_field,
+                    entities_field=entities_field, split=split, scheme=scheme)  # fmt: skip
+    return parse_records(path, build, "JSONL file")
 
 
 def example_from_record(
@@ -71,13 +51,31 @@ def example_from_record(
     split: str = "words",
     scheme: str = "IOB2",
 ) -> TaggedExample:
-    """One JSON object -> TaggedExample; `where` ("file:line") names it in errors."""
+    """One JSON object -> TaggedExample; a bad one raises ValueError naming `where` ("file:line")."""
+    try:
+        return _example(record, where, tokens_field=tokens_field, tags_field=tags_field, text_field=text_field,
+                        entities_field=entities_field, split=split, scheme=scheme)  # fmt: skip
+    except RecordError as err:
+        raise RecordError(f"{err}") from None
+
+
+def _example(
+    record: dict[str, Any],
+    where: str,
+    *,
+    tokens_field: str,
+    tags_field: str,
+    text_field: str,
+    entities_field: str,
+    split: str,
+    scheme: str,
+) -> TaggedExample:
     if tokens_field in record:
         return _from_tokens(record, where, tokens_field, tags_field)
     if text_field in record:
         return _from_text(record, where, text_field, entities_field, split, scheme)
-    raise ValueError(
-        f"{where}: no {tokens_field!r} or {text_field!r} field (found {sorted(record)}); "
+    raise RecordError(
+        f"no {tokens_field!r} or {text_field!r} field (found {sorted(record)}); "
         "name your fields with tokens_field= / text_field="
     )
 
@@ -85,19 +83,19 @@ def example_from_record(
 def _from_tokens(record: dict[str, Any], where: str, tokens_field: str, tags_field: str) -> TaggedExample:
     words = record[tokens_field]
     if not isinstance(words, list) or not all(isinstance(w, str) and w and not w.isspace() for w in words):
-        raise ValueError(f"{where}: {tokens_field!r} must be a list of non-empty, non-blank strings")
+        raise RecordError(f"{tokens_field!r} must be a list of non-empty, non-blank strings")
     tags = record.get(tags_field)
     if tags is not None:
         if not isinstance(tags, list) or len(tags) != len(words):
-            raise ValueError(
-                f"{where}: {tags_field!r} must be a list with one tag per token "
+            raise RecordError(
+                f"{tags_field!r} must be a list with one tag per token "
                 f"({len(words)} tokens, {len(tags) if isinstance(tags, list) else 'no list of'} tags)"
             )
         for i, tag in enumerate(tags):
             try:
                 split_tag(str(tag))
             except ValueError as err:
-                raise ValueError(f"{where}: {tags_field}[{i}]: {err}") from None
+                raise RecordError(f"{tags_field}[{i}]: {err}") from None
     text, offsets = join_words(words)
     return TaggedExample(tuple(words), None if tags is None else tuple(map(str, tags)), text, offsets, where)
 
@@ -109,22 +107,22 @@ def _entity(item: Any, where: str, i: int, text: str) -> Span:
     elif isinstance(item, list | tuple) and len(item) == 3:
         start, end, kind = item
     else:
-        raise ValueError(
-            f"{where}: entity {i} must be {{'start', 'end', 'type'}} or [start, end, type], got {item!r}"
+        raise RecordError(
+            f"entity {i} must be {{'start', 'end', 'type'}} or [start, end, type], got {item!r}"
         )
     if not isinstance(start, int) or not isinstance(end, int) or not 0 <= start < end <= len(text):
-        raise ValueError(
-            f"{where}: entity {i} has start={start!r}, end={end!r}; need 0 <= start < end <= {len(text)}"
+        raise RecordError(
+            f"entity {i} has start={start!r}, end={end!r}; need 0 <= start < end <= {len(text)}"
         )
     if not isinstance(kind, str) or not kind or kind == "O":
-        raise ValueError(f"{where}: entity {i} needs a non-empty 'type' (e.g. 'PER')")
+        raise RecordError(f"entity {i} needs a non-empty 'type' (e.g. 'PER')")
     if isinstance(item, dict) and "text" in item and item["text"] != text[start:end]:
-        raise ValueError(
-            f"{where}: entity {i} says text {item['text']!r} but text[{start}:{end}] is {text[start:end]!r}; "
+        raise RecordError(
+            f"entity {i} says text {item['text']!r} but text[{start}:{end}] is {text[start:end]!r}; "
             "offsets are character offsets (end exclusive) into the text"
         )
     if not text[start:end].strip():
-        raise ValueError(f"{where}: entity {i} [{start}, {end}) covers only whitespace")
+        raise RecordError(f"entity {i} [{start}, {end}) covers only whitespace")
     return Span(kind, start, end)
 
 
@@ -133,7 +131,7 @@ def _from_text(
 ) -> TaggedExample:
     text = record[text_field]
     if not isinstance(text, str):
-        raise ValueError(f"{where}: {text_field!r} must be a string")
+        raise RecordError(f"{text_field!r} must be a string")
     raw = record.get(entities_field)
     if raw is None:
         words = split_words(text, split)
@@ -141,13 +139,13 @@ def _from_text(
             tuple(w for w, _, _ in words), None, text, tuple((s, e) for _, s, e in words), where
         )
     if not isinstance(raw, list):
-        raise ValueError(f"{where}: {entities_field!r} must be a list of entities")
+        raise RecordError(f"{entities_field!r} must be a list of entities")
     entities = sorted(
         (_entity(item, where, i, text) for i, item in enumerate(raw)), key=lambda s: (s.start, s.end)
     )
     for a, b in zip(entities, entities[1:], strict=False):
         if b.start < a.end:
-            raise ValueError(f"{where}: entities {a} and {b} overlap; nested entities are not supported")
+            raise RecordError(f"entities {a} and {b} overlap; nested entities are not supported")
     words = cut_at(split_words(text, split), {s.start for s in entities} | {s.end for s in entities})
     starts = {s: i for i, (_, s, _) in enumerate(words)}
     ends = {e: i + 1 for i, (_, _, e) in enumerate(words)}
@@ -158,7 +156,7 @@ def _from_text(
         first = starts.get(ent.start, inside[0] if inside else None)
         last = ends.get(ent.end, inside[-1] + 1 if inside else None)
         if first is None or last is None or first >= last:
-            raise ValueError(f"{where}: entity {ent} does not cover any word of the text")
+            raise RecordError(f"entity {ent} does not cover any word of the text")
         spans.append(Span(ent.type, first, last))
     tags = spans_to_tags(spans, len(words), scheme)
     return TaggedExample(

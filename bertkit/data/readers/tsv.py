@@ -7,38 +7,17 @@ means. TSV is read as Google's run_classifier.py reads it (tab-split, no quoting
 from __future__ import annotations
 
 import csv
-import gzip
 import logging
 from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
-from typing import IO
 
+from bertkit.data.datafile import csv_rows
 from bertkit.data.examples import TextExample
 from bertkit.data.validate import Reject
 
 logger = logging.getLogger(__name__)
 
 Column = int | str  # 0-based index (negative counts from the end) or a header name
-
-
-def open_binary(path: Path) -> IO[bytes]:
-    """The file's bytes; .gz files are decompressed on the fly."""
-    if not path.is_file():
-        raise FileNotFoundError(f"data file {path} does not exist")
-    return gzip.open(path, "rb") if path.suffix == ".gz" else path.open("rb")
-
-
-def decoded_lines(path: Path, bad: dict[int, str]) -> Iterator[str]:
-    """Lines as text (1-based numbering implied); a line that is not UTF-8 is recorded in `bad` and replaced."""
-    with open_binary(path) as f:
-        for number, raw in enumerate(f, start=1):
-            if number == 1 and raw.startswith(b"\xef\xbb\xbf"):
-                raw = raw[3:]  # UTF-8 byte-order mark (GLUE's MRPC files have one)
-            try:
-                yield raw.decode("utf-8")
-            except UnicodeDecodeError as err:
-                bad[number] = f"bytes {err.start}-{err.end} are not valid UTF-8; re-save the file as UTF-8"
-                yield raw.decode("utf-8", errors="replace")
 
 
 def _delimiter_for(path: Path, delimiter: str | None) -> str:
@@ -74,29 +53,13 @@ def read_tsv(
     if header is None:
         header = any(isinstance(c, str) for c in columns.values())
     sep = _delimiter_for(path, delimiter)
-    bad_lines: dict[int, str] = {}
-    lines = decoded_lines(path, bad_lines)
     quoting = csv.QUOTE_MINIMAL if sep == "," else csv.QUOTE_NONE
-    reader = csv.reader(lines, delimiter=sep, quoting=quoting, strict=True)
     index: dict[str, int] = {}
     width: int | None = None
     skipped = 0
-    last_line = 0
-    while True:
-        try:
-            row = next(reader)
-        except StopIteration:
-            break
-        except csv.Error as err:
-            yield Reject(f"{path}:{reader.line_num}", "", f"cannot parse the row: {err}")
-            last_line = reader.line_num
-            continue
-        first, last_line = last_line + 1, reader.line_num
-        raw = sep.join(row)
+    for first, row, raw, problem in csv_rows(path, sep, quoting):
         source = f"{path}:{first}"
-        if not row or (len(row) == 1 and not row[0].strip()):
-            continue  # a blank line carries no data
-        if header and width is None:
+        if header and width is None and row:
             width = len(row)
             index = {name.strip(): i for i, name in enumerate(row)}
             for key, col in columns.items():
@@ -106,9 +69,8 @@ def read_tsv(
                         f"{', '.join(repr(n) for n in index)}. Name an existing column or give its 0-based index"
                     )
             continue
-        bad = [n for n in range(first, last_line + 1) if n in bad_lines]
-        if bad:
-            yield Reject(source, raw, bad_lines[bad[0]])
+        if problem is not None:
+            yield Reject(source, raw, problem)
             continue
         if width is not None and len(row) != width:
             yield Reject(
