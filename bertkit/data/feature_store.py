@@ -1,0 +1,341 @@
+"""Compact, file-backed features: token ids as uint16/int32 arrays on disk, memory-mapped, no per-token objects.
+
+A feature (one dict per window, as a task's features_batch makes it) is stored column by column:
+- ragged int columns (input_ids, token_type_ids, any list of ints): one flat array plus int64 offsets (N + 1);
+  stored as int32 while writing, then narrowed to uint8 / uint16 when the values fit (vocab < 65,536);
+- scalar columns (label, example_index, ...): one (N,) array, int64 or float64 (exact for Python values);
+- fixed-length float lists (multi-label targets): one (N, K) float64 array.
+A feature with any other value (strings, nested lists) cannot be stored: `StoreWriter.append` raises
+UnstorableFeature and the caller keeps its features in memory.
+
+Reading a store gives back the same dicts (lists and Python numbers, equal to what was written), one at a time,
+so a training loop streams batches from the page cache with bounded memory.
+
+FeatureCache keys a store by everything that decides its contents (the data, the tokenizer's files, the task and
+its options), builds it once (atomically: written aside, then renamed) and hands the same store to later runs
+and to every seed of --seeds.
+
+Shapes: N features, T_i tokens of feature i, K labels.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import os
+import shutil
+import tempfile
+import time
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+logger = logging.getLogger(__name__)
+
+FORMAT_VERSION = 1
+META = "meta.json"
+_BLOCK = 1 << 22  # elements copied at a time when narrowing a column (bounded memory)
+
+
+class UnstorableFeature(ValueError):
+    """A feature value that has no compact column form (a string, a list of lists, ...)."""
+
+
+def _kind(key: str, value: Any) -> str:
+    if isinstance(value, bool | np.bool_):
+        return "int"
+    if isinstance(value, int | np.integer):
+        return "int"
+    if isinstance(value, float | np.floating):
+        return "float"
+    if isinstance(value, list | tuple | np.ndarray):
+        if all(isinstance(v, int | np.integer) and not isinstance(v, bool) for v in value):
+            return "ragged"
+        if all(isinstance(v, float | int) and not isinstance(v, bool) for v in value):
+            return "floats"
+    raise UnstorableFeature(
+        f"feature column {key!r} holds a {type(value).__name__} ({value!r:.60}), which has no compact column form"
+    )
+
+
+class StoreWriter:
+    """Append features in chunks; finish() writes meta.json. Memory stays at one chunk."""
+
+    def __init__(self, folder: str | Path):
+        self.folder = Path(folder)
+        self.folder.mkdir(parents=True, exist_ok=True)
+        self.count = 0
+        self.kinds: dict[str, str] = {}  # column -> ragged | int | float | floats
+        self.widths: dict[str, int] = {}  # floats column -> K
+        self.ranges: dict[str, tuple[int, int]] = {}  # ragged column -> (min, max)
+        self.totals: dict[str, int] = {}  # ragged column -> values written
+        self._files: dict[str, Any] = {}
+
+    def _file(self, name: str) -> Any:
+        if name not in self._files:
+            self._files[name] = (self.folder / f"{name}.tmp").open("wb")
+        return self._files[name]
+
+    def append(self, features: Sequence[dict[str, Any]]) -> None:
+        """Add features (every one must have the same keys as the first ever appended)."""
+        if not features:
+            return
+        if not self.kinds:
+            self.kinds = {k: _kind(k, v) for k, v in features[0].items()}
+            for k, kind in self.kinds.items():
+                if kind == "floats":
+                    self.widths[k] = len(features[0][k])
+                if kind == "ragged":
+                    self.totals[k] = 0
+        if any(f.keys() != self.kinds.keys() for f in features):
+            odd = sorted({k for f in features for k in f} ^ set(self.kinds))
+            raise UnstorableFeature(f"features differ in their columns ({', '.join(odd)})")
+        for key, kind in self.kinds.items():
+            self._write(key, kind, [f[key] for f in features])
+        self.count += len(features)
+
+    def _write(self, key: str, kind: str, values: list[Any]) -> None:
+        if kind == "ragged":
+            lengths = np.fromiter((len(v) for v in values), dtype=np.int64, count=len(values))
+            flat = np.fromiter((x for v in values for x in v), dtype=np.int64, count=int(lengths.sum()))
+            if flat.size:
+                lo, hi = int(flat.min()), int(flat.max())
+                if lo < np.iinfo(np.int32).min or hi > np.iinfo(np.int32).max:
+                    raise UnstorableFeature(f"column {key!r} has values outside int32")
+                old = self.ranges.get(key, (lo, hi))
+                self.ranges[key] = (min(old[0], lo), max(old[1], hi))
+            self._file(key).write(flat.astype(np.int32).tobytes())
+            self._file(f"{key}.lengths").write(lengths.tobytes())
+            self.totals[key] += int(flat.size)
+        elif kind == "floats":
+            width = self.widths[key]
+            if any(not isinstance(v, list | tuple | np.ndarray) or len(v) != width for v in values):
+                raise UnstorableFeature(f"column {key!r} holds lists of different lengths")
+            self._file(key).write(np.asarray(values, dtype=np.float64).reshape(len(values), width).tobytes())
+        else:
+            if any(_kind(key, v) != kind for v in values):
+                if kind == "float" and all(_kind(key, v) in ("int", "float") for v in values):
+                    pass  # ints in a float column are stored exactly as floats
+                else:
+                    raise UnstorableFeature(f"column {key!r} mixes value types")
+            dtype = np.int64 if kind == "int" else np.float64
+            self._file(key).write(np.asarray(values, dtype=dtype).tobytes())
+
+    def finish(self, extra: dict[str, Any] | None = None) -> dict[str, Any]:
+        """Close the files, narrow ragged int columns, write meta.json; returns the meta."""
+        for f in self._files.values():
+            f.close()
+        columns: dict[str, dict[str, Any]] = {}
+        for key, kind in self.kinds.items():
+            if kind == "ragged":
+                lengths = np.fromfile(self.folder / f"{key}.lengths.tmp", dtype=np.int64)
+                offsets = np.zeros(self.count + 1, dtype=np.int64)
+                np.cumsum(lengths, out=offsets[1:])
+                np.save(self.folder / f"{key}.offsets.npy", offsets)
+                (self.folder / f"{key}.lengths.tmp").unlink()
+                dtype = _narrowest(*self.ranges.get(key, (0, 0)))
+                _narrow(self.folder / f"{key}.tmp", self.folder / f"{key}.bin", self.totals[key], dtype)
+                columns[key] = {"kind": kind, "dtype": np.dtype(dtype).name, "size": self.totals[key]}
+            else:
+                dtype = np.int64 if kind == "int" else np.float64
+                os.replace(self.folder / f"{key}.tmp", self.folder / f"{key}.bin")
+                columns[key] = {"kind": kind, "dtype": np.dtype(dtype).name, "width": self.widths.get(key)}
+        meta = {"format_version": FORMAT_VERSION, "count": self.count, "columns": columns, **(extra or {})}
+        (self.folder / META).write_text(json.dumps(meta, indent=1, sort_keys=True) + "\n", encoding="utf-8")
+        return meta
+
+    def abort(self) -> None:
+        for f in self._files.values():
+            f.close()
+
+
+def _narrowest(lo: int, hi: int) -> type:
+    for dtype in (np.uint8, np.uint16):
+        if lo >= 0 and hi <= np.iinfo(dtype).max:
+            return dtype
+    return np.int32
+
+
+def _narrow(source: Path, target: Path, size: int, dtype: type) -> None:
+    """Copy an int32 file into `dtype`, a block at a time."""
+    if dtype is np.int32:
+        os.replace(source, target)
+        return
+    data = np.memmap(source, dtype=np.int32, mode="r", shape=(size,)) if size else np.zeros(0, np.int32)
+    with target.open("wb") as out:
+        for start in range(0, size, _BLOCK):
+            out.write(np.asarray(data[start : start + _BLOCK]).astype(dtype).tobytes())
+    del data
+    source.unlink()
+
+
+class FeatureStore(Sequence[dict[str, Any]]):
+    """A finished store, memory-mapped: store[i] is the i-th feature dict, as it was appended."""
+
+    def __init__(self, folder: str | Path):
+        self.folder = Path(folder)
+        meta_path = self.folder / META
+        if not meta_path.is_file():
+            raise FileNotFoundError(f"{self.folder} is not a finished feature store (no {META})")
+        self.meta = json.loads(meta_path.read_text(encoding="utf-8"))
+        if self.meta.get("format_version") != FORMAT_VERSION:
+            raise ValueError(f"{meta_path}: feature store format {self.meta.get('format_version')}, "
+                             f"this bertkit reads {FORMAT_VERSION}; delete the folder to rebuild it")  # fmt: skip
+        self.count: int = self.meta["count"]
+        self._columns: dict[str, tuple[str, np.ndarray, np.ndarray | None]] = {}
+        for key, info in self.meta["columns"].items():
+            dtype = np.dtype(info["dtype"])
+            if info["kind"] == "ragged":
+                offsets = np.load(self.folder / f"{key}.offsets.npy", mmap_mode="r")
+                values = _map(self.folder / f"{key}.bin", dtype, (info["size"],))
+                self._columns[key] = ("ragged", values, offsets)
+            elif info["kind"] == "floats":
+                values = _map(self.folder / f"{key}.bin", dtype, (self.count, info["width"]))
+                self._columns[key] = ("floats", values, None)
+            else:
+                self._columns[key] = (info["kind"], _map(self.folder / f"{key}.bin", dtype, (self.count,)), None)
+
+    def __len__(self) -> int:
+        return self.count
+
+    def __getitem__(self, i: int) -> dict[str, Any]:  # type: ignore[override]
+        if not -self.count <= i < self.count:
+            raise IndexError(f"feature {i} of {self.count}")
+        i %= self.count
+        out: dict[str, Any] = {}
+        for key, (kind, values, offsets) in self._columns.items():
+            if kind == "ragged":
+                assert offsets is not None
+                out[key] = values[offsets[i] : offsets[i + 1]].tolist()
+            else:
+                out[key] = values[i].tolist()
+        return out
+
+    def __iter__(self) -> Iterator[dict[str, Any]]:
+        for i in range(self.count):
+            yield self[i]
+
+    @property
+    def columns(self) -> list[str]:
+        return list(self._columns)
+
+    def lengths(self, column: str = "input_ids") -> np.ndarray:
+        """(N,) lengths of a ragged column, without reading the values."""
+        kind, _, offsets = self._columns[column]
+        if kind != "ragged" or offsets is None:
+            raise ValueError(f"column {column!r} is not a list column")
+        return np.diff(offsets)
+
+    def column(self, name: str) -> np.ndarray:
+        """The memory-mapped array of a scalar or fixed-width column ((N,) or (N, K))."""
+        kind, values, _ = self._columns[name]
+        if kind == "ragged":
+            raise ValueError(f"column {name!r} is ragged; index the store instead")
+        return values
+
+    def nbytes(self) -> int:
+        """Bytes on disk (what a full pass pulls through the page cache)."""
+        return sum(p.stat().st_size for p in self.folder.iterdir() if p.is_file())
+
+
+def _map(path: Path, dtype: np.dtype, shape: tuple[int, ...]) -> np.ndarray:
+    if int(np.prod(shape)) == 0:
+        return np.zeros(shape, dtype=dtype)
+    return np.memmap(path, dtype=dtype, mode="r", shape=shape)
+
+
+def write_store(folder: str | Path, chunks: Iterable[Sequence[dict[str, Any]]], extra: dict | None = None) -> FeatureStore:
+    """Write chunks of features to a new store at folder and open it."""
+    writer = StoreWriter(folder)
+    try:
+        for chunk in chunks:
+            writer.append(chunk)
+    except BaseException:
+        writer.abort()
+        raise
+    writer.finish(extra)
+    return FeatureStore(folder)
+
+
+# ---- keys and the cache ------------------------------------------------------------------------------------
+def file_identity(path: str | Path) -> dict[str, Any]:
+    """What identifies a data file's contents without reading it: resolved path, size, mtime (ns)."""
+    stat = Path(path).stat()
+    return {"path": str(Path(path).resolve()), "size": stat.st_size, "mtime_ns": stat.st_mtime_ns}
+
+
+def tokenizer_fingerprint(tokenizer: Any) -> str:
+    """sha256 of the files the tokenizer saves (vocab, casing, special tokens): equal files, equal ids."""
+    digest = hashlib.sha256()
+    with tempfile.TemporaryDirectory(prefix="bertkit-tok-") as tmp:
+        tokenizer.save_pretrained(tmp)
+        for path in sorted(Path(tmp).rglob("*")):
+            if path.is_file():
+                digest.update(path.name.encode() + b"\0" + path.read_bytes() + b"\0")
+    return digest.hexdigest()
+
+
+def examples_fingerprint(examples: Iterable[Any]) -> str:
+    """sha256 over the examples' fields (a cheap guard next to the file identity: edits within one mtime tick,
+    filters and --max-train-examples all change it)."""
+    digest = hashlib.sha256()
+    for example in examples:
+        digest.update(repr(example).encode("utf-8", "surrogatepass") + b"\n")
+    return digest.hexdigest()
+
+
+def cache_key(parts: dict[str, Any]) -> str:
+    """A short, stable name for a dict of JSON-able key parts."""
+    blob = json.dumps(parts, sort_keys=True, ensure_ascii=False, default=str)
+    return hashlib.sha256(blob.encode("utf-8")).hexdigest()[:24]
+
+
+class FeatureCache:
+    """Stores under one folder, one sub-folder per key; a store is built once and then only opened."""
+
+    def __init__(self, root: str | Path):
+        self.root = Path(root)
+
+    def path(self, parts: dict[str, Any]) -> Path:
+        return self.root / cache_key(parts)
+
+    def get(self, parts: dict[str, Any]) -> FeatureStore | None:
+        folder = self.path(parts)
+        if (folder / META).is_file():
+            return FeatureStore(folder)
+        return None
+
+    def get_or_build(
+        self, parts: dict[str, Any], chunks: Callable[[], Iterable[Sequence[dict[str, Any]]]]
+    ) -> tuple[FeatureStore, bool]:
+        """(store, built): the cached store for these key parts, or one built from chunks() and kept."""
+        found = self.get(parts)
+        if found is not None:
+            logger.info("features from the cache %s (%d features)", found.folder, len(found))
+            return found, False
+        folder = self.path(parts)
+        self.root.mkdir(parents=True, exist_ok=True)
+        tmp = Path(tempfile.mkdtemp(prefix=f".{folder.name}-", dir=self.root))
+        start = time.perf_counter()
+        try:
+            write_store(tmp, chunks(), {"key": parts})
+            try:
+                os.rename(tmp, folder)
+            except OSError:  # another process finished the same store first: use theirs
+                shutil.rmtree(tmp, ignore_errors=True)
+        except BaseException:
+            shutil.rmtree(tmp, ignore_errors=True)
+            raise
+        store = FeatureStore(folder)
+        logger.info("features written to %s (%d features, %.1f MB, %.1f s)", folder, len(store),
+                    store.nbytes() / 1e6, time.perf_counter() - start)  # fmt: skip
+        return store, True
+
+
+def default_cache_dir() -> Path:
+    """$XDG_CACHE_HOME/bertkit/features, else ~/.cache/bertkit/features (read when called, never at import)."""
+    base = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
+    return Path(base) / "bertkit" / "features"
