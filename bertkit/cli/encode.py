@@ -91,8 +91,10 @@ class EncodeConfig:
 
 
 def run(args: argparse.Namespace) -> int:
-    from bertkit.inference.encode_file import encode_file, ids_path, read_inputs
+    from bertkit import runtime as rt_mod
+    from bertkit.inference.encode_file import ids_path, read_inputs
     from bertkit.inference.features import FeatureExtractor
+    from bertkit.inference.ranks import encode_file_ranked
 
     options = {k: v for k, v in vars(args).items() if k not in ("command", "verbose")}
     options["layers"] = _layers(options["layers"] or [])
@@ -101,25 +103,35 @@ def run(args: argparse.Namespace) -> int:
         raise ValueError("give --whitening (apply a saved one) or --fit-whitening (fit one now), not both")
     if c.tokens and (c.whitening or c.fit_whitening or c.pooling):
         raise ValueError("--tokens writes raw token vectors: --pooling and whitening do not apply")
-    inputs = read_inputs(c.input, c.text, c.text_pair, c.header)
-    extractor = FeatureExtractor.from_pretrained(
-        c.model, pooling=c.pooling, layers=None if c.tokens else c.layers, normalize=c.normalize,
-        whitening=c.whitening, max_length=c.max_length, device=c.device, max_batch_tokens=c.max_batch_tokens,
-        compile=c.compile,
-    )  # fmt: skip
-    if c.fit_whitening:
-        if inputs.text_pairs is not None:
-            raise ValueError("--fit-whitening fits on single texts; fit on a file without text_pair")
-        extractor.fit_whitening(
-            inputs.texts, c.whitening_dim, batch_size=c.batch_size, show_progress=c.progress
-        )
-        extractor.whitening.save(c.fit_whitening)  # type: ignore[union-attr]
-        print(f"whitening fitted on {len(inputs.texts)} texts -> {c.fit_whitening}")
-    token_layers = (c.layers or (-1, -2, -3, -4)) if c.tokens else None
-    out = encode_file(extractor, inputs, c.output, batch_size=c.batch_size, token_layers=token_layers,
-                      show_progress=c.progress)  # fmt: skip
-    what = "token features" if c.tokens else f"{extractor.dim}-dimensional {extractor.pooling.value} vectors"
-    print(f"wrote {what} for {len(inputs.texts)} rows to {out}")
-    if out.suffix == ".npy":
-        print(f"row ids: {ids_path(out)}")
+    runtime = rt_mod.start(c.device)  # under torchrun: every rank encodes its share of the rows
+    try:
+        if c.fit_whitening and runtime.distributed:
+            raise ValueError("--fit-whitening fits on the whole input in one process: fit it without torchrun, "
+                             "then encode under torchrun with --whitening FILE")  # fmt: skip
+        inputs = read_inputs(c.input, c.text, c.text_pair, c.header)
+        extractor = FeatureExtractor.from_pretrained(
+            c.model, pooling=c.pooling, layers=None if c.tokens else c.layers, normalize=c.normalize,
+            whitening=c.whitening, max_length=c.max_length,
+            device=str(runtime.device) if runtime.distributed else c.device,
+            max_batch_tokens=c.max_batch_tokens, compile=c.compile,
+        )  # fmt: skip
+        if c.fit_whitening:
+            if inputs.text_pairs is not None:
+                raise ValueError("--fit-whitening fits on single texts; fit on a file without text_pair")
+            extractor.fit_whitening(
+                inputs.texts, c.whitening_dim, batch_size=c.batch_size, show_progress=c.progress
+            )
+            extractor.whitening.save(c.fit_whitening)  # type: ignore[union-attr]
+            print(f"whitening fitted on {len(inputs.texts)} texts -> {c.fit_whitening}")
+        token_layers = (c.layers or (-1, -2, -3, -4)) if c.tokens else None
+        out = encode_file_ranked(extractor, inputs, c.output, runtime, batch_size=c.batch_size,
+                                 token_layers=token_layers, show_progress=c.progress and runtime.is_main)  # fmt: skip
+    finally:
+        rt_mod.stop(runtime)
+    if runtime.is_main:
+        what = "token features" if c.tokens else f"{extractor.dim}-dimensional {extractor.pooling.value} vectors"
+        ranks = f" ({runtime.world_size} ranks)" if runtime.distributed else ""
+        print(f"wrote {what} for {len(inputs.texts)} rows to {out}{ranks}")
+        if out.suffix == ".npy":
+            print(f"row ids: {ids_path(out)}")
     return 0

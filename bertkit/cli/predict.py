@@ -49,13 +49,22 @@ def read_inputs(path: str) -> list[tuple[str, dict]]:
 
 
 def run(args: argparse.Namespace) -> int:
+    from bertkit import runtime as rt_mod
     from bertkit.inference.predictor import Predictor
+    from bertkit.inference.ranks import predict_ranked
 
-    predictor = Predictor.from_pretrained(args.model, batch_size=args.batch_size, device=args.device,
-                                          max_seq_length=args.max_seq_length, compile=args.compile)  # fmt: skip
-    inputs = read_inputs(args.input)
-    examples = [predictor.examples([obj], source)[0] for source, obj in inputs]
-    predictions = predictor.predict_examples(examples)
+    runtime = rt_mod.start(args.device)  # under torchrun: every rank predicts its share of the lines
+    try:
+        device = str(runtime.device) if runtime.distributed else args.device
+        predictor = Predictor.from_pretrained(args.model, batch_size=args.batch_size, device=device,
+                                              max_seq_length=args.max_seq_length, compile=args.compile)  # fmt: skip
+        inputs = read_inputs(args.input)
+        examples = [predictor.examples([obj], source)[0] for source, obj in inputs]
+        predictions = predict_ranked(predictor, examples, runtime)
+    finally:
+        rt_mod.stop(runtime)
+    if predictions is None:  # not rank 0: rank 0 writes every prediction
+        return 0
     out = open(args.output, "w", encoding="utf-8") if args.output else sys.stdout  # noqa: SIM115
     try:
         for prediction in predictions:

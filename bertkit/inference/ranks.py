@@ -1,0 +1,101 @@
+"""Batch inference across torchrun ranks: each rank takes one contiguous share of the inputs, and rank 0 writes
+one output in input order, the same file a single process writes.
+
+`torchrun --nproc_per_node 4 -m bertkit.cli.main encode ...` (or `predict`) needs nothing else. Vectors go
+through part files beside the output (ranks must share that folder: one machine, or a shared file system);
+predictions are gathered to rank 0 through the process group.
+"""
+
+from __future__ import annotations
+
+import logging
+import shutil
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from bertkit import runtime as rt_mod
+from bertkit.inference.encode_file import EncodeInputs, encode_file, ids_path
+from bertkit.inference.features import FeatureExtractor
+from bertkit.runtime import Runtime
+
+logger = logging.getLogger(__name__)
+
+
+def share(count: int, rank: int, world_size: int) -> slice:
+    """This rank's contiguous slice of `count` inputs; shares differ in size by at most one.
+
+    Example: [share(5, r, 2) for r in (0, 1)] -> [slice(0, 2), slice(2, 5)]
+    """
+    return slice(count * rank // world_size, count * (rank + 1) // world_size)
+
+
+def _part_path(output: Path, rank: int, world_size: int) -> Path:
+    return output.with_name(f"{output.stem}.part{rank}-of-{world_size}{output.suffix}")
+
+
+def encode_file_ranked(
+    extractor: FeatureExtractor,
+    inputs: EncodeInputs,
+    output: str | Path,
+    runtime: Runtime,
+    **options: Any,
+) -> Path:
+    """encode_file over this rank's share; rank 0 then joins the parts into `output` in input order."""
+    output = Path(output)
+    if not runtime.distributed:
+        return encode_file(extractor, inputs, output, **options)
+    part = share(len(inputs.texts), runtime.rank, runtime.world_size)
+    mine = EncodeInputs(
+        inputs.texts[part], None if inputs.text_pairs is None else inputs.text_pairs[part], inputs.ids[part]
+    )
+    encode_file(extractor, mine, _part_path(output, runtime.rank, runtime.world_size), **options)
+    rt_mod.barrier(runtime)
+    if runtime.is_main:
+        parts = [_part_path(output, r, runtime.world_size) for r in range(runtime.world_size)]
+        _join(parts, output, len(inputs.texts))
+        if output.suffix == ".npy":
+            ids_path(output).write_text("".join(f"{i}\n" for i in inputs.ids), encoding="utf-8")
+        for path in parts:
+            path.unlink()
+            if path.suffix == ".npy":
+                ids_path(path).unlink(missing_ok=True)
+    rt_mod.barrier(runtime)
+    return output
+
+
+def _join(parts: Sequence[Path], output: Path, rows: int) -> None:
+    if output.suffix == ".npy":
+        arrays = [np.load(p, mmap_mode="r") for p in parts]
+        dim = next((a.shape[1] for a in arrays if a.ndim == 2), 0)
+        out = np.lib.format.open_memmap(output, mode="w+", dtype=np.float32, shape=(rows, dim))
+        row = 0
+        for a in arrays:
+            out[row : row + len(a)] = a
+            row += len(a)
+        assert row == rows, (row, rows)
+        out.flush()
+        del out
+        return
+    with output.open("wb") as f:
+        for p in parts:
+            with p.open("rb") as src:
+                shutil.copyfileobj(src, f)
+
+
+def predict_ranked(predictor: Any, examples: Sequence[Any], runtime: Runtime) -> list[dict] | None:
+    """predictor.predict_examples over this rank's share; rank 0 gets every prediction in input order, the
+    other ranks None."""
+    if not runtime.distributed:
+        return predictor.predict_examples(examples)
+    import torch.distributed as dist
+
+    part = share(len(examples), runtime.rank, runtime.world_size)
+    mine = predictor.predict_examples(examples[part]) if part.stop > part.start else []
+    gathered: list[Any] = [None] * runtime.world_size
+    dist.all_gather_object(gathered, mine)
+    if not runtime.is_main:
+        return None
+    return [p for chunk in gathered for p in chunk]
