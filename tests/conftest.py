@@ -14,6 +14,15 @@ DATA = SHARED / "data"
 MODELS = SHARED / "models"
 
 
+@pytest.fixture(scope="session", autouse=True)
+def _feature_cache_in_tmp(tmp_path_factory: pytest.TempPathFactory):  # noqa: ANN202
+    """Training runs cache their features under $XDG_CACHE_HOME: keep the tests' caches out of ~/.cache
+    (subprocesses inherit the variable)."""
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("XDG_CACHE_HOME", str(tmp_path_factory.mktemp("xdg-cache")))
+        yield
+
+
 def _need(path: Path) -> Path:
     if not path.exists():
         pytest.skip(f"{path} is not here (../shared is beside the checkout in CI)")

@@ -19,6 +19,7 @@ LEVELS = {
     "training": 4,
     "inference": 4,
     "engine": 3,
+    "feature_cache": 3,
     "tasks": 2,
     "weights": 1,
     "data": 1,

@@ -41,6 +41,8 @@ HELP = {
     "num_threads": "CPU threads for torch (default: torch's choice)",
     "progress": "progress bar with loss, lr and examples/s (default on)",
     "resume": "continue from OUT/checkpoints after a crash (default on)",
+    "feature_cache": "tokenize once into this folder and reuse it in later runs and for every seed: 'auto' "
+    "(default: ~/.cache/bertkit/features), a folder, or 'off' (features as lists in memory)",
 }
 
 

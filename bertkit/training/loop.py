@@ -25,6 +25,7 @@ from tqdm.auto import tqdm
 from bertkit import runtime as rt_mod
 from bertkit.data.collate import shuffled_batches
 from bertkit.engine import featurize, predict, to_device
+from bertkit.feature_cache import feature_lengths, featurize_stored
 from bertkit.runtime import Runtime
 from bertkit.tasks.base import Feature, Task
 from bertkit.training.checkpoint import (
@@ -124,9 +125,15 @@ def train(
             f"max_seq_length {config.max_seq_length} exceeds the model's max_position_embeddings {positions}; "
             f"pass --max-seq-length {positions} or less (use --window-stride for longer documents)"
         )
-    features = featurize(task, train_examples, tokenizer, config.max_seq_length)
-    lengths = [len(f["input_ids"]) for f in features]
-    dev_features = featurize(task, dev_examples, tokenizer, config.max_seq_length) if dev_examples else None
+    # through the feature cache: a compact store on disk, tokenized once for every later run and seed
+    features = featurize_stored(task, train_examples, tokenizer, config.max_seq_length, config.feature_cache,
+                                runtime)  # fmt: skip
+    lengths = feature_lengths(features)
+    dev_features = (
+        featurize_stored(task, dev_examples, tokenizer, config.max_seq_length, config.feature_cache, runtime)
+        if dev_examples
+        else None
+    )
 
     model.to(runtime.device)
     if config.gradient_checkpointing:

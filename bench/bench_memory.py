@@ -1,0 +1,187 @@
+"""Memory and tokenization time of classification features: today's list-of-dicts featurize vs the compact store
+(first run: tokenize into the cache; cached run: open it), for 100k / 1M / 2M synthetic examples.
+
+Usage: python bench/bench_memory.py [--sizes 100000,1000000,2000000] [--lists-up-to 100000]
+                                    [--max-seq-length 128] [--vocab FILE] [--work-dir DIR] [--train-size 2000000]
+
+Every measurement runs in a fresh process (its own peak RSS, ru_maxrss), reading the same TSV through the same
+validation (bertkit.training.experiment.load_data), then:
+  - lists:  bertkit.inference.predictor.featurize -> list of dicts of Python lists (today's path);
+  - store:  bertkit.feature_cache.cached_featurize into an empty cache folder (tokenizes);
+  - cached: the same call again (the store exists: no tokenization).
+Sides alternate per size (lists, store, cached), so machine load hits all alike. With --train-size, one more
+process runs `bertkit train`'s library path (experiment.run) on that many examples with a tiny random model for a
+few steps, featurizing through the store, and reports its peak RSS (the issue's bar: under 3 GB at 2M).
+Text: words drawn from the vocab's whole words (5-40 per text), label from the first word's parity.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import resource
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+DEFAULT_VOCAB = Path(__file__).resolve().parents[2] / "shared" / "models" / "vocab" / "bert-base-uncased-vocab.txt"
+
+
+def peak_mb() -> float:
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # Linux: KiB
+
+
+def make_data(path: Path, count: int, vocab: Path, seed: int = 0) -> None:
+    import numpy as np
+
+    words = [w for w in vocab.read_text(encoding="utf-8").split("\n") if w.isalpha() and w.islower()]
+    rng = np.random.default_rng(seed)
+    lengths = rng.integers(5, 41, count)
+    ids = rng.integers(0, len(words), int(lengths.sum()))
+    with path.open("w", encoding="utf-8") as f:
+        f.write("sentence\tlabel\n")
+        start = 0
+        for n in lengths.tolist():
+            row = ids[start : start + n]
+            start += n
+            f.write(" ".join(words[i] for i in row) + ("\tpos\n" if row[0] % 2 else "\tneg\n"))
+
+
+def child(mode: str, data: Path, cache: Path, vocab: Path, max_len: int, model: Path | None) -> dict:
+    from bertkit.tokenization import Tokenizer
+    from bertkit.training.experiment import DataSpec, load_data
+
+    spec = DataSpec(task="classification", train_file=str(data), fields={"text": "sentence", "label": "label"})
+    if mode == "train":
+        return _train(spec, cache, model, max_len)
+    start = time.perf_counter()
+    loaded = load_data(spec)
+    read_s = time.perf_counter() - start
+    tokenizer = Tokenizer.from_vocab(vocab, do_lower_case=True)
+    tokenizer.encode_batch([loaded.train[0].text], None, max_len)  # the tokenizer's own memory is baseline
+    after_read = peak_mb()
+    start = time.perf_counter()
+    if mode == "lists":
+        from bertkit.inference.predictor import featurize
+
+        features = featurize(loaded.task, loaded.train, tokenizer, max_len)
+        tokens = sum(len(f["input_ids"]) for f in features)
+    else:
+        from bertkit.feature_cache import cached_featurize
+
+        features = cached_featurize(loaded.task, loaded.train, tokenizer, max_len, cache)
+        assert features is not None
+        tokens = int(features.lengths().sum())
+    featurize_s = time.perf_counter() - start
+    return {"examples": len(loaded.train), "tokens": tokens, "read_s": read_s, "featurize_s": featurize_s,
+            "rss_after_read_mb": after_read, "peak_rss_mb": peak_mb()}  # fmt: skip
+
+
+def _train(spec, cache: Path, model: Path | None, max_len: int) -> dict:  # noqa: ANN001
+    """experiment.run as `bertkit train` calls it: read, validate, featurize (through the store), 20 steps."""
+    from bertkit.training.config import TrainConfig
+    from bertkit.training.experiment import run
+
+    assert model is not None
+    config = TrainConfig(max_seq_length=max_len, batch_size=32, max_steps=20, progress=False,
+                         feature_cache=str(cache))  # fmt: skip
+    start = time.perf_counter()
+    with tempfile.TemporaryDirectory() as out:
+        run(spec, str(model), config, out, do_eval=False)
+    return {"run_s": time.perf_counter() - start, "peak_rss_mb": peak_mb()}
+
+
+def spawn(mode: str, data: Path, cache: Path, args: argparse.Namespace, model: Path | None = None) -> dict:
+    cmd = [sys.executable, __file__, "--child", mode, "--data", str(data), "--cache", str(cache),
+           "--vocab", str(args.vocab), "--max-seq-length", str(args.max_seq_length)]  # fmt: skip
+    if model is not None:
+        cmd += ["--model", str(model)]
+    run = subprocess.run(cmd, capture_output=True, text=True)
+    if run.returncode != 0:
+        raise RuntimeError(f"{mode} on {data} failed:\n{run.stderr[-3000:]}")
+    return json.loads(run.stdout.strip().splitlines()[-1])
+
+
+def tiny_model(folder: Path, vocab: Path) -> Path:
+    import torch
+
+    from bertkit.model.config import BertConfig
+    from bertkit.model.heads import BertForPreTraining
+    from bertkit.tokenization import Tokenizer
+
+    folder.mkdir(parents=True, exist_ok=True)
+    shutil.copy(vocab, folder / "vocab.txt")
+    torch.manual_seed(0)
+    size = len(vocab.read_text(encoding="utf-8").splitlines())
+    config = BertConfig(vocab_size=size, hidden_size=32, num_hidden_layers=2, num_attention_heads=4,
+                        intermediate_size=37, max_position_embeddings=128)  # fmt: skip
+    BertForPreTraining(config).save_pretrained(folder)
+    Tokenizer.from_vocab(folder / "vocab.txt", do_lower_case=True).save_pretrained(folder)
+    return folder
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--sizes", default="100000,1000000,2000000")
+    p.add_argument("--lists-up-to", type=int, default=100_000, help="today's path only up to this size (RAM)")
+    p.add_argument("--train-size", type=int, default=0, help="also train on this many examples (peak RSS)")
+    p.add_argument("--train-runs", default="cached", help="first (empty cache: tokenizes), cached, or both "
+                   "comma-separated; cached reuses the store the size's rows above built")  # fmt: skip
+    p.add_argument("--max-seq-length", type=int, default=128)
+    p.add_argument("--vocab", type=Path, default=DEFAULT_VOCAB)
+    p.add_argument("--work-dir", type=Path, help="keep data and caches here (default: a temporary folder)")
+    p.add_argument("--child", help=argparse.SUPPRESS)
+    p.add_argument("--data", type=Path, help=argparse.SUPPRESS)
+    p.add_argument("--cache", type=Path, help=argparse.SUPPRESS)
+    p.add_argument("--model", type=Path, help=argparse.SUPPRESS)
+    args = p.parse_args()
+    if args.child:
+        print(json.dumps(child(args.child, args.data, args.cache, args.vocab, args.max_seq_length, args.model)))
+        return
+    work = args.work_dir or Path(tempfile.mkdtemp(prefix="bench-memory-"))
+    work.mkdir(parents=True, exist_ok=True)
+    print(f"shared machine; data and caches in {work}; max_seq_length {args.max_seq_length}; vocab {args.vocab}")
+    header = f"{'examples':>9} {'side':<7} {'tokens':>11} {'read s':>7} {'tokenize s':>10} {'peak RSS MB':>11}" \
+             f" {'features MB':>11} {'B/token':>8}"  # fmt: skip
+    print(header)
+    for size in [int(s) for s in args.sizes.split(",")]:
+        data = work / f"train-{size}.tsv"
+        if not data.is_file():
+            make_data(data, size, args.vocab)
+        cache = work / f"cache-{size}"
+        shutil.rmtree(cache, ignore_errors=True)
+        rows = {}
+        for side in (["lists"] if size <= args.lists_up_to else []) + ["store", "cached"]:
+            r = rows[side] = spawn(side, data, cache, args)
+            grown = r["peak_rss_mb"] - r["rss_after_read_mb"]
+            print(f"{size:>9,} {side:<7} {r['tokens']:>11,} {r['read_s']:>7.1f} {r['featurize_s']:>10.2f} "
+                  f"{r['peak_rss_mb']:>11,.0f} {grown:>11,.0f} {grown * 2**20 / r['tokens']:>8.1f}", flush=True)  # fmt: skip
+        if "lists" in rows:
+            lists, store = rows["lists"], rows["store"]
+            print(f"{'':>9} ratio   lists/store peak RSS {lists['peak_rss_mb'] / store['peak_rss_mb']:.2f}x, "
+                  f"feature memory {(lists['peak_rss_mb'] - lists['rss_after_read_mb']) / max(1.0, store['peak_rss_mb'] - store['rss_after_read_mb']):.1f}x")  # fmt: skip
+        first, again = rows["store"], rows["cached"]
+        print(f"{'':>9} ratio   first/cached tokenize time {first['featurize_s'] / again['featurize_s']:.1f}x "
+              f"(cached: {again['featurize_s']:.2f} s, no tokenization)", flush=True)  # fmt: skip
+    if args.train_size:
+        data = work / f"train-{args.train_size}.tsv"
+        if not data.is_file():
+            make_data(data, args.train_size, args.vocab)
+        model = tiny_model(work / "tiny-model", args.vocab)
+        cache = work / f"cache-{args.train_size}"
+        for label in args.train_runs.split(","):
+            if label == "first":
+                shutil.rmtree(cache, ignore_errors=True)
+            r = spawn("train", data, cache, args, model)
+            print(f"train {args.train_size:,} examples ({label} store, 20 steps, tiny model): peak RSS "
+                  f"{r['peak_rss_mb']:,.0f} MB ({'under' if r['peak_rss_mb'] < 3072 else 'OVER'} 3 GB), "
+                  f"{r['run_s']:.0f} s in all (read, validate, featurize, train)", flush=True)  # fmt: skip
+    if not args.work_dir:
+        shutil.rmtree(work, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    main()

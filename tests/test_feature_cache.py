@@ -1,0 +1,87 @@
+"""Training through the feature cache: the store is tokenized once and reused by every seed and by a later run
+(which does not tokenize at all), and the model trained from it is bit-identical to one trained from lists."""
+
+from __future__ import annotations
+
+import importlib.util
+import logging
+from pathlib import Path
+
+import pytest
+from safetensors.torch import load_file
+
+import bertkit.feature_cache as feature_cache
+from bertkit.cli.main import main
+from bertkit.data.examples import TextExample
+from bertkit.data.feature_store import FeatureStore
+from bertkit.feature_cache import cache_parts, data_files
+
+_spec = importlib.util.spec_from_file_location(
+    "bertkit_tests_tiny_bert", Path(__file__).parent / "training" / "tiny_bert.py"
+)
+tiny = importlib.util.module_from_spec(_spec)
+_spec.loader.exec_module(tiny)
+
+
+@pytest.fixture(scope="module")
+def model_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return tiny.make_tiny_model(tmp_path_factory.mktemp("fc") / "model")
+
+
+def _train(model_dir: Path, data: Path, out: Path, *extra: str) -> int:
+    return main(["train", "--task", "classification", "--train-file", str(data / "train.tsv"), "--dev-file",
+                 str(data / "dev.tsv"), "--text", "sentence", "--model", str(model_dir), "--output-dir", str(out),
+                 "--max-seq-length", "32", "--batch-size", "8", "--epochs", "1", "--no-progress", *extra])  # fmt: skip
+
+
+def test_seeds_and_later_runs_reuse_one_store(
+    model_dir: Path, tmp_path: Path, caplog: pytest.LogCaptureFixture, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    data = tmp_path / "data"
+    data.mkdir()
+    for name, examples in (("train.tsv", tiny.toy_examples(120, 0)), ("dev.tsv", tiny.toy_examples(30, 1))):
+        (data / name).write_text("sentence\tlabel\n" + "".join(f"{e.text}\t{e.label}\n" for e in examples))
+    cache = tmp_path / "cache"
+    with caplog.at_level(logging.INFO, logger="bertkit.data.feature_store"):
+        assert _train(model_dir, data, tmp_path / "a", "--seeds", "1,2", "--feature-cache", str(cache)) == 0
+    written = [r for r in caplog.records if r.getMessage().startswith("features written")]
+    reused = [r for r in caplog.records if r.getMessage().startswith("features from the cache")]
+    assert (len(written), len(reused)) == (2, 2)  # train + dev tokenized once; seed 2 opened both
+    assert len([p for p in cache.iterdir() if not p.name.startswith(".")]) == 2
+
+    def no_tokenizing(*args, **kwargs):  # noqa: ANN002, ANN003, ANN202
+        raise AssertionError("a cached run must not tokenize")
+
+    monkeypatch.setattr(feature_cache, "feature_chunks", no_tokenizing)
+    assert _train(model_dir, data, tmp_path / "b", "--seed", "1", "--feature-cache", str(cache)) == 0
+    monkeypatch.undo()
+
+    assert _train(model_dir, data, tmp_path / "c", "--seed", "1", "--feature-cache", "off") == 0
+    stored, listed = load_file(tmp_path / "b" / "model.safetensors"), load_file(tmp_path / "c" / "model.safetensors")
+    assert stored.keys() == listed.keys()
+    assert all(stored[k].equal(listed[k]) for k in stored)  # same batches, same ids: the same model
+    seed1 = load_file(tmp_path / "a" / "seed-1" / "model.safetensors")
+    assert all(seed1[k].equal(stored[k]) for k in stored)  # the --seeds run trained on the same store
+
+    (data / "train.tsv").write_text((data / "train.tsv").read_text() + "the film was great\tpos\n")
+    assert _train(model_dir, data, tmp_path / "d", "--seed", "1", "--feature-cache", str(cache)) == 0
+    assert len([p for p in cache.iterdir() if not p.name.startswith(".")]) == 3  # the edited file: a new store
+
+
+def test_the_key_follows_the_examples_the_file_and_the_options(model_dir: Path, tmp_path: Path) -> None:
+    from bertkit.tasks.classification import ClassificationTask
+    from bertkit.tokenization import Tokenizer
+
+    data = tmp_path / "x.tsv"
+    data.write_text("a\tpos\n")
+    examples = [TextExample("the movie", None, "pos", f"{data}:1")]
+    assert data_files(examples) == [str(data)]
+    tok = Tokenizer.from_pretrained(model_dir)
+    task = ClassificationTask(labels=("neg", "pos"))
+    key = cache_parts(task, examples, tok, 32)
+    assert key == cache_parts(task, list(examples), tok, 32)
+    assert key != cache_parts(task, examples, tok, 64)
+    assert key != cache_parts(ClassificationTask(labels=("pos", "neg")), examples, tok, 32)
+    assert key != cache_parts(task, [TextExample("the film", None, "pos", f"{data}:1")], tok, 32)
+    store = feature_cache.cached_featurize(task, examples, tok, 32, tmp_path / "c")
+    assert isinstance(store, FeatureStore) and store[0]["example_index"] == 0
