@@ -10,6 +10,7 @@ import sys
 # name -> module under bertkit.cli; imported only when that command runs, so `bertkit --help` stays fast.
 COMMANDS: dict[str, str] = {
     "train": "train",
+    "distill": "distill",
     "eval": "eval",
     "predict": "predict",
     "convert": "convert",

@@ -1,0 +1,366 @@
+"""Distillation on the training engine: one or several fine-tuned teachers into a smaller, faster student.
+
+    teachers (fine-tuned folders) --run once over every training window--> soft targets (mean over teachers)
+    --carried in the features--> train(DistillTask(task), student, ...) --> an ordinary fine-tuned folder
+
+DistillTask wraps the teachers' task: features, forward, decode and metrics are the task's own; collate adds the
+soft targets and the loss is  hard_weight * task.loss + soft_weight * soft loss at the temperature
+(bertkit.training.distill_targets). The loop, precision, accumulation, resume, DDP and the report are train()'s.
+Teacher outputs are computed once per window before training and never again (not per epoch, not per seed).
+
+Unlabelled text (--unlabeled) is labelled by the teachers: its soft targets, plus the ensemble's decoded
+prediction as its hard label (data distillation). The teachers' (ensemble's) own dev metrics, the student's,
+their parameter counts and their speed, measured in the same run on the dev set, go to metrics.json under
+"distillation" and to distillation.png.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import logging
+import statistics
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import Tensor, nn
+
+from bertkit import runtime as rt_mod
+from bertkit.inference.predictor import featurize, run_model
+from bertkit.runtime import Runtime
+from bertkit.tasks import build_task
+from bertkit.tasks.base import Batch, Feature, Task
+from bertkit.tokenization import Tokenizer
+from bertkit.training.config import TrainConfig
+from bertkit.training.distill_report import measure_speed, plot_distillation
+from bertkit.training.distill_student import count_parameters, student_from_folder, student_from_layers
+from bertkit.training.distill_targets import SoftTargets, mean_outputs, soft_targets_for
+from bertkit.training.experiment import DataSpec, load_data
+from bertkit.training.loop import train
+from bertkit.training.report import METRICS
+
+logger = logging.getLogger(__name__)
+
+MODEL_INFO = "bertkit.json"
+
+
+@dataclass(frozen=True)
+class DistillConfig:
+    """What to distil into what. Exactly one of student_layers (a count, or the teacher's layer indices) and
+    student (a model folder, or a config.json for a random student) is set."""
+
+    teachers: tuple[str, ...]
+    student_layers: int | tuple[int, ...] | None = None
+    student: str | None = None
+    temperature: float = 2.0
+    soft_weight: float = 1.0  # weight of the soft-target loss (already scaled by T²)
+    hard_weight: float = 1.0  # weight of the task's own loss on the labels
+    unlabeled: str | None = None  # plain text (one text per line) or JSONL that the teachers label
+    max_unlabeled: int | None = None
+    measure_speed: bool = True
+    speed_rounds: int = 3
+    latency_examples: int = 100
+
+    def __post_init__(self) -> None:
+        if not self.teachers:
+            raise ValueError("distillation needs at least one --teacher folder")
+        if (self.student_layers is None) == (self.student is None):
+            raise ValueError("pass exactly one of --student-layers (N or I,J,K) and --student DIR")
+        if self.temperature <= 0:
+            raise ValueError(f"temperature must be > 0, got {self.temperature}")
+        if self.soft_weight < 0 or self.hard_weight < 0 or self.soft_weight + self.hard_weight == 0:
+            raise ValueError("soft_weight and hard_weight must be >= 0 and not both 0")
+
+
+@dataclass(frozen=True)
+class Distilled:
+    """A training example with its features already made and carrying the teachers' soft targets."""
+
+    example: Any
+    features: tuple[Feature, ...]
+
+
+class DistillTask:
+    """The teachers' task, with soft targets in the batch and the distillation loss; everything else delegates,
+    so the saved folder (bertkit.json) names the plain task."""
+
+    def __init__(
+        self, task: Task, soft: SoftTargets, temperature: float, soft_weight: float, hard_weight: float
+    ):
+        self.task, self.soft = task, soft
+        self.temperature, self.soft_weight, self.hard_weight = temperature, soft_weight, hard_weight
+
+    def __getattr__(self, name: str) -> Any:  # name, main_metric, labels, decode, metrics, to_json, ...
+        return getattr(self.task, name)
+
+    def features_batch(
+        self, examples: Sequence[Any], tokenizer: Tokenizer, max_seq_length: int
+    ) -> list[list[Feature]]:
+        plain = [e for e in examples if not isinstance(e, Distilled)]
+        made = iter(featurize_examples(self.task, plain, tokenizer, max_seq_length))
+        return [[dict(f) for f in e.features] if isinstance(e, Distilled) else next(made) for e in examples]
+
+    def features(self, example: Any, tokenizer: Tokenizer, max_seq_length: int) -> list[Feature]:
+        return self.features_batch([example], tokenizer, max_seq_length)[0]
+
+    def collate(self, features: Sequence[Feature]) -> Batch:
+        batch = self.task.collate(features)
+        if features and all("soft" in f for f in features):
+            batch["soft_targets"] = self.soft.collate([f["soft"] for f in features])
+        return batch
+
+    def loss(self, outputs: Any, batch: Batch) -> Tensor:
+        total = self.task.loss(outputs, batch) * self.hard_weight if self.hard_weight else 0.0
+        if self.soft_weight and "soft_targets" in batch:
+            total = total + self.soft_weight * self.soft.loss(
+                outputs, batch["soft_targets"], batch, self.temperature
+            )
+        return total
+
+
+def featurize_examples(
+    task: Task, examples: Sequence[Any], tokenizer: Tokenizer, max_len: int
+) -> list[list[Feature]]:
+    batch_fn = getattr(task, "features_batch", None)
+    if batch_fn is not None:
+        return batch_fn(examples, tokenizer, max_len) if examples else []
+    return [task.features(e, tokenizer, max_len) for e in examples]
+
+
+# ---- teachers ----------------------------------------------------------------------------------------------
+def load_teachers(folders: Sequence[str]) -> tuple[Task, list[nn.Module]]:
+    """The teachers' common task (from their bertkit.json) and their models, in eval mode."""
+    infos = []
+    for folder in folders:
+        path = Path(folder) / MODEL_INFO
+        if not path.is_file():
+            raise FileNotFoundError(
+                f"--teacher {folder}: no {MODEL_INFO}; a teacher is a fine-tuned folder (the output of bertkit train)"
+            )
+        infos.append(json.loads(path.read_text(encoding="utf-8")))
+    for folder, info in zip(folders[1:], infos[1:], strict=True):
+        if (info["task"], info["options"]) != (infos[0]["task"], infos[0]["options"]):
+            raise ValueError(
+                f"--teacher {folder} was trained for {info['task']} {info['options']}, --teacher {folders[0]} for "
+                f"{infos[0]['task']} {infos[0]['options']}: an ensemble needs one task with the same labels"
+            )
+    task = build_task(infos[0]["task"], infos[0]["options"])
+    return task, [task.build_model(str(f), from_finetuned=True)[0].eval() for f in folders]
+
+
+def teacher_pass(task: Task, teachers: Sequence[nn.Module], features: Sequence[Feature], temperature: float,
+                 config: TrainConfig, runtime: Runtime) -> tuple[list[Any], list[Feature]]:  # fmt: skip
+    """Run every teacher once over the features; each feature gets "soft" (the teachers' mean soft target).
+    -> (the teachers' mean outputs per batch, the features in run order), for decode()."""
+    soft = soft_targets_for(task)
+    per_teacher = [
+        run_model(task, t, features, config.eval_batch_size, runtime.device, runtime.autocast)
+        for t in teachers
+    ]
+    order = per_teacher[0][1]
+    outputs, start = [], 0
+    for k in range(len(per_teacher[0][0])):
+        batch_outputs = [p[0][k] for p in per_teacher]
+        probs = torch.stack([soft.probabilities(o, temperature) for o in batch_outputs]).mean(0)
+        rows = order[start : start + probs.shape[0]]
+        for feature, row in zip(rows, soft.rows(probs, rows), strict=True):
+            feature["soft"] = row.clone()
+        start += probs.shape[0]
+        outputs.append(mean_outputs(batch_outputs))
+    return outputs, order
+
+
+def teacher_metrics(task: Task, teachers: Sequence[nn.Module], examples: Sequence[Any], tokenizer: Tokenizer,
+                    config: TrainConfig, runtime: Runtime) -> tuple[dict[str, float], list[dict[str, float]]]:  # fmt: skip
+    """(the ensemble's dev metrics: decoded from the mean of the teachers' outputs, each teacher's)."""
+    features = featurize(task, examples, tokenizer, config.max_seq_length)
+    singles = []
+    if len(teachers) > 1:
+        for t in teachers:
+            outputs, order = run_model(
+                task, t, features, config.eval_batch_size, runtime.device, runtime.autocast
+            )
+            singles.append(task.metrics(task.decode(outputs, order, examples), examples))
+    outputs, order = teacher_pass(task, teachers, features, 1.0, config, runtime)
+    return task.metrics(task.decode(outputs, order, examples), examples), singles
+
+
+def read_unlabeled(path: str | Path, task: Task, limit: int | None = None) -> list[Any]:
+    """Plain text (one text per line; blank lines skipped) or JSON lines (.jsonl/.json: the task's input
+    fields, e.g. {"text": ...}, {"text": ..., "text_pair": ...} or {"tokens": [...]}) -> unlabelled examples."""
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"--unlabeled {path} does not exist")
+    if task.name not in ("classification", "tagging"):
+        raise ValueError(f"--unlabeled works for classification and tagging, not {task.name}")
+    jsonl = path.name.removesuffix(".gz").endswith((".jsonl", ".json"))
+    out = []
+    with path.open(encoding="utf-8") as f:
+        for n, line in enumerate(f, 1):
+            if not line.strip():
+                continue
+            where = f"{path}:{n}"
+            if jsonl:
+                try:
+                    record = json.loads(line)
+                except json.JSONDecodeError as err:
+                    raise ValueError(
+                        f"{where}: not valid JSON ({err.msg}); one JSON object per line"
+                    ) from err
+                if not isinstance(record, Mapping):
+                    raise ValueError(f'{where}: expected a JSON object such as {{"text": ...}}')
+                record = {k: v for k, v in record.items() if k not in ("label", "tags", "entities")}
+            else:
+                record = {"text": line.rstrip("\r\n")}
+            example = task.example_from_dict(record, where)
+            reason = task.check(example, labelled=False) if hasattr(task, "check") else None
+            if reason:
+                raise ValueError(f"{where}: {reason}")
+            out.append(example)
+            if limit is not None and len(out) >= limit:
+                break
+    return out
+
+
+def with_teacher_labels(task: Task, examples: Sequence[Any], predictions: Sequence[dict]) -> list[Any]:
+    """Unlabelled examples with the teachers' decoded predictions as their labels."""
+    if task.name == "tagging":
+        return [
+            dataclasses.replace(e, tags=tuple(p["tags"])) for e, p in zip(examples, predictions, strict=True)
+        ]
+    key = {"regression": "score", "multi_label_classification": "labels"}.get(task.problem_type, "label")
+    labels = [tuple(p[key]) if key == "labels" else p[key] for p in predictions]
+    return [dataclasses.replace(e, label=label) for e, label in zip(examples, labels, strict=True)]
+
+
+def distilled_examples(task: Task, teachers: Sequence[nn.Module], labelled: Sequence[Any], unlabeled: Sequence[Any],
+                       tokenizer: Tokenizer, temperature: float, config: TrainConfig,
+                       runtime: Runtime) -> list[Distilled]:  # fmt: skip
+    """Training examples carrying their features and soft targets; unlabelled ones also the teachers' labels."""
+    out = []
+    for examples, needs_labels in ((labelled, False), (unlabeled, True)):
+        if not examples:
+            continue
+        features = featurize(task, examples, tokenizer, config.max_seq_length)
+        outputs, order = teacher_pass(task, teachers, features, temperature, config, runtime)
+        if needs_labels:
+            examples = with_teacher_labels(task, examples, task.decode(outputs, order, examples))
+            relabelled = featurize(task, examples, tokenizer, config.max_seq_length)
+            for old, new in zip(features, relabelled, strict=True):
+                assert old["input_ids"] == new["input_ids"], "featurization is deterministic"
+                new["soft"] = old["soft"]
+            features = relabelled
+        grouped: list[list[Feature]] = [[] for _ in examples]
+        for f in features:
+            grouped[f.pop("example_index")].append(f)
+        out.extend(Distilled(e, tuple(g)) for e, g in zip(examples, grouped, strict=True))
+    return out
+
+
+# ---- the run -----------------------------------------------------------------------------------------------
+def _check_examples(task: Task, examples: Sequence[Any], split: str) -> None:
+    check = getattr(task, "check", None)
+    for example in examples if check else ():
+        reason = check(example, labelled=True)
+        if reason:
+            raise ValueError(f"{getattr(example, 'source', '') or split}: {reason} (for the teachers' task)")
+
+
+def build_student(task: Task, dcfg: DistillConfig, teacher: nn.Module) -> tuple[nn.Module, list[int] | None]:
+    if dcfg.student_layers is not None:
+        return student_from_layers(teacher, dcfg.student_layers)
+    return student_from_folder(task, dcfg.student, teacher, dcfg.teachers[0]), None
+
+
+def distill(spec: DataSpec, dcfg: DistillConfig, config: TrainConfig, output_dir: str | Path,
+            seeds: Sequence[int] | None = None) -> dict[str, Any]:  # fmt: skip
+    """The whole run; with several seeds one student per seed in output_dir/seed-N and seeds.json."""
+    out = Path(output_dir)
+    runtime = rt_mod.start(config.device, config.precision)
+    rt_mod.set_threads(config.num_threads)
+    try:
+        task, teachers = load_teachers(dcfg.teachers)
+        data = load_data(spec, write_rejects=runtime.is_main)
+        if data.task.name != task.name:
+            raise ValueError(
+                f"--task {spec.task} is a {data.task.name} task but the teachers are {task.name}"
+            )
+        if not data.dev:
+            raise ValueError("distillation reports the teacher and the student on dev data: pass --dev-file or a "
+                             "--data-dir with a dev split")  # fmt: skip
+        _check_examples(task, data.train, "training")
+        _check_examples(task, data.dev, "dev")
+        tokenizer = Tokenizer.from_pretrained(dcfg.teachers[0])
+        for t in teachers:
+            t.to(runtime.device)
+        unlabeled = read_unlabeled(dcfg.unlabeled, task, dcfg.max_unlabeled) if dcfg.unlabeled else []
+        teacher_dev, singles = teacher_metrics(task, teachers, data.dev, tokenizer, config, runtime)
+        logger.info("teacher dev: %s", teacher_dev)
+        train_examples = distilled_examples(task, teachers, data.train, unlabeled, tokenizer, dcfg.temperature,
+                                            config, runtime)  # fmt: skip
+        distill_task = DistillTask(task, soft_targets_for(task), dcfg.temperature, dcfg.soft_weight,
+                                   dcfg.hard_weight)  # fmt: skip
+        context = {"teacher_metrics": teacher_dev, "single_teachers": singles, "labelled": len(data.train),
+                   "unlabeled": len(unlabeled)}  # fmt: skip
+        runs = {}
+        for seed in seeds or [config.seed]:
+            folder = out if not seeds or len(seeds) == 1 else out / f"seed-{seed}"
+            runs[seed] = _one_student(distill_task, teachers, tokenizer, train_examples, data.dev, dcfg,
+                                      config.replace(seed=seed), folder, runtime, context)  # fmt: skip
+    finally:
+        rt_mod.stop(runtime)
+    if not seeds or len(seeds) == 1:
+        return next(iter(runs.values()))
+    from bertkit.training.experiment import summarize
+
+    summary = {"seeds": list(seeds), "metrics": summarize(runs), "per_seed": runs}
+    (out / "seeds.json").write_text(json.dumps(summary, indent=2) + "\n", encoding="utf-8")
+    return summary
+
+
+def _one_student(task: DistillTask, teachers: Sequence[nn.Module], tokenizer: Tokenizer, train_examples: list,
+                 dev: Sequence[Any], dcfg: DistillConfig, config: TrainConfig, out: Path, runtime: Runtime,
+                 context: dict[str, Any]) -> dict[str, Any]:  # fmt: skip
+    rt_mod.seed_everything(config.seed)
+    student, layers = build_student(task.task, dcfg, teachers[0])
+    result = train(task, student, tokenizer, train_examples, dev, config, out, runtime)
+    if not runtime.is_main:
+        return result.metrics
+    student.to(runtime.device)
+    teacher_dev = context["teacher_metrics"]
+    main = task.main_metric
+    n_teacher = [count_parameters(t) for t in teachers]
+    report: dict[str, Any] = {
+        "teacher": teacher_dev,
+        "student": result.metrics,
+        "retained": result.metrics[main] / teacher_dev[main] if teacher_dev.get(main) else None,
+        "parameters": {"student": count_parameters(student), "teacher": sum(n_teacher), "per_teacher": n_teacher},
+        "teachers": list(dcfg.teachers),
+        "student_layers": layers,
+        "student_from": dcfg.student or dcfg.teachers[0],
+        "temperature": dcfg.temperature, "soft_weight": dcfg.soft_weight, "hard_weight": dcfg.hard_weight,
+        "labelled_examples": context["labelled"], "unlabeled_examples": context["unlabeled"],
+    }  # fmt: skip
+    if context["single_teachers"]:
+        singles = context["single_teachers"]
+        report["single_teachers"] = singles
+        report["single_teacher_mean"] = {main: statistics.fmean(s[main] for s in singles)}
+    if dcfg.measure_speed:
+        features = featurize(task.task, dev, tokenizer, config.max_seq_length)
+        speed = measure_speed(task.task, teachers, student, features, config.eval_batch_size, runtime,
+                              dcfg.speed_rounds, dcfg.latency_examples)  # fmt: skip
+        report["speed"], report["speedup"] = speed, speed["speedup"]
+    metrics = json.loads((out / METRICS).read_text(encoding="utf-8"))
+    metrics["distillation"] = report
+    (out / METRICS).write_text(json.dumps(metrics, indent=2) + "\n", encoding="utf-8")
+    if dcfg.measure_speed and report["retained"] is not None:
+        plot_distillation(report, main, out / "distillation.png")
+    logger.info("student %s %.4f = %.1f%% of the teacher's %.4f", main, result.metrics[main],
+                100 * (report["retained"] or 0), teacher_dev.get(main, float("nan")))  # fmt: skip
+    return metrics
+
+
+__all__ = ["DistillConfig", "DistillTask", "Distilled", "distill", "load_teachers", "read_unlabeled"]
