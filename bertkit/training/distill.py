@@ -29,9 +29,9 @@ import torch
 from torch import Tensor, nn
 
 from bertkit import runtime as rt_mod
-from bertkit.inference.predictor import featurize, run_model
+from bertkit.engine import featurize, load_task, run_model
+from bertkit.folder import INFO_FILE, has_info
 from bertkit.runtime import Runtime
-from bertkit.tasks import build_task
 from bertkit.tasks.base import Batch, Feature, Task
 from bertkit.tokenization import Tokenizer
 from bertkit.training.config import TrainConfig
@@ -43,8 +43,6 @@ from bertkit.training.loop import train
 from bertkit.training.report import METRICS
 
 logger = logging.getLogger(__name__)
-
-MODEL_INFO = "bertkit.json"
 
 
 @dataclass(frozen=True)
@@ -133,21 +131,20 @@ def featurize_examples(
 # ---- teachers ----------------------------------------------------------------------------------------------
 def load_teachers(folders: Sequence[str]) -> tuple[Task, list[nn.Module]]:
     """The teachers' common task (from their bertkit.json) and their models, in eval mode."""
-    infos = []
+    tasks = []
     for folder in folders:
-        path = Path(folder) / MODEL_INFO
-        if not path.is_file():
+        if not has_info(folder):
             raise FileNotFoundError(
-                f"--teacher {folder}: no {MODEL_INFO}; a teacher is a fine-tuned folder (the output of bertkit train)"
+                f"--teacher {folder}: no {INFO_FILE}; a teacher is a fine-tuned folder (the output of bertkit train)"
             )
-        infos.append(json.loads(path.read_text(encoding="utf-8")))
-    for folder, info in zip(folders[1:], infos[1:], strict=True):
-        if (info["task"], info["options"]) != (infos[0]["task"], infos[0]["options"]):
+        tasks.append(load_task(folder)[0])
+    for folder, task in zip(folders[1:], tasks[1:], strict=True):
+        if task != tasks[0]:
             raise ValueError(
-                f"--teacher {folder} was trained for {info['task']} {info['options']}, --teacher {folders[0]} for "
-                f"{infos[0]['task']} {infos[0]['options']}: an ensemble needs one task with the same labels"
+                f"--teacher {folder} was trained for {task}, --teacher {folders[0]} for {tasks[0]}: an ensemble "
+                "needs one task with the same labels and options"
             )
-    task = build_task(infos[0]["task"], infos[0]["options"])
+    task = tasks[0]
     return task, [task.build_model(str(f), from_finetuned=True)[0].eval() for f in folders]
 
 
@@ -283,6 +280,8 @@ def distill(spec: DataSpec, dcfg: DistillConfig, config: TrainConfig, output_dir
     rt_mod.set_threads(config.num_threads)
     try:
         task, teachers = load_teachers(dcfg.teachers)
+        # the data is read and checked for the teachers' task (their labels, problem type, tagging head, ...)
+        spec = dataclasses.replace(spec, task_options={**task.to_json(), **spec.task_options})
         data = load_data(spec, write_rejects=runtime.is_main)
         if data.task.name != task.name:
             raise ValueError(

@@ -16,7 +16,7 @@ from typing import Any
 
 from torch import nn
 
-from bertkit.inference.predictor import run_model
+from bertkit.engine import run_model
 from bertkit.runtime import Runtime
 from bertkit.tasks.base import Feature, Task
 from bertkit.training.report import _pyplot

@@ -13,7 +13,8 @@ import torch
 import torch.nn.functional as F
 
 from bertkit.cli.main import main
-from bertkit.inference.predictor import Predictor, featurize, run_model
+from bertkit.engine import featurize, run_model
+from bertkit.inference.predictor import Predictor
 from bertkit.model.config import BertConfig
 from bertkit.model.heads import BertForPreTraining, SpanLogits
 from bertkit.runtime import Runtime
