@@ -324,6 +324,8 @@ def _one_student(task: DistillTask, teachers: Sequence[nn.Module], tokenizer: To
                  dev: Sequence[Any], dcfg: DistillConfig, config: TrainConfig, out: Path, runtime: Runtime,
                  context: dict[str, Any]) -> dict[str, Any]:  # fmt: skip
     rt_mod.seed_everything(config.seed)
+    # the features carry the teachers' soft targets, which the on-disk feature store does not hold
+    config = config.replace(feature_cache="off")
     student, layers = build_student(task.task, dcfg, teachers[0])
     result = train(task, student, tokenizer, train_examples, dev, config, out, runtime)
     if not runtime.is_main:
