@@ -1,18 +1,101 @@
 """attend(): the one place that picks the attention kernel.
 
-Shapes: B batch, nh heads, T length, hs head size.
+Shapes: B batch, T padded length, N real tokens, H hidden, nh heads, hs head size (H = nh * hs).
+
+The kernels, by batch layout (bertkit.model.padding) and device; choose_kernel is the whole rule:
+- "sdpa": F.scaled_dot_product_attention on (B, nh, T, hs); with a boolean key mask in the padded layout.
+- "per-sequence" (CPU, packed): SDPA on each sequence's contiguous rows of the packed qkv, unmasked. No
+  (B, T) copy is ever made and no padded key is scored: 1.6x faster than re-padding (B 32, 65% real tokens,
+  bench_infer --attention); exact, and autograd goes through it for training.
+- "flash-varlen" (CUDA, fp16/bf16, flash-attn installed): flash_attn_varlen_qkvpacked_func on (N, 3, nh, hs).
+- "jagged" (CUDA otherwise): SDPA on nested jagged tensors built from the packed rows (no padding).
+- "repad" (packed, while tracing for ONNX export): pad to (B, T), masked SDPA, unpad; index ops that a trace
+  records with dynamic shapes, where a Python loop over sequences would be frozen into the graph.
+The two CUDA kernels are written to PyTorch's and flash-attn's documented APIs but untested here (no GPU).
 """
 
 from __future__ import annotations
 
+import importlib.util
+
+import torch
 import torch.nn.functional as F
 from torch import Tensor
 
+from bertkit.model.padding import Packing, pad, unpad
 
-def attend(q: Tensor, k: Tensor, v: Tensor, key_mask: Tensor | None, dropout_p: float = 0.0) -> Tensor:
-    """Scaled dot-product attention over (B, nh, T, hs) inputs; key_mask (B, 1, 1, T) is True where visible.
+KERNELS = ("sdpa", "per-sequence", "flash-varlen", "jagged", "repad")
 
-    Without a mask PyTorch picks its fused kernels (flash / memory-efficient on CUDA, flash on CPU);
-    a boolean mask hides padded keys exactly (their weight is 0, not exp(-10000)).
+
+def _has_flash_attn() -> bool:
+    return importlib.util.find_spec("flash_attn") is not None
+
+
+def choose_kernel(device: torch.device, dtype: torch.dtype, packing: Packing | None) -> str:
+    """The attention kernel for inputs on device/dtype laid out as packing says (one of KERNELS)."""
+    if packing is None or not packing.packed:
+        return "sdpa"
+    if torch.jit.is_tracing() or torch.onnx.is_in_onnx_export():
+        return "repad"
+    if device.type == "cuda":
+        if dtype in (torch.float16, torch.bfloat16) and _has_flash_attn():
+            return "flash-varlen"
+        return "jagged"
+    if device.type == "cpu":
+        return "per-sequence"
+    return "repad"
+
+
+def attend(
+    qkv: Tensor,
+    num_heads: int,
+    head_size: int,
+    packing: Packing | None,
+    dropout_p: float = 0.0,
+    kernel: str | None = None,
+) -> Tensor:
+    """Self-attention over fused projections: qkv (B, T, 3H) or packed (N, 3H) -> context (B, T, H) or (N, H).
+
+    qkv holds q, k and v side by side, each head-major (nh, hs). A boolean mask hides padded keys exactly
+    (weight 0, not exp(-10000)). kernel overrides choose_kernel (tests compare kernels on one input).
     """
-    return F.scaled_dot_product_attention(q, k, v, attn_mask=key_mask, dropout_p=dropout_p)
+    kernel = kernel or choose_kernel(qkv.device, qkv.dtype, packing)
+    hidden = num_heads * head_size  # Python ints: a trace records no shape arithmetic
+    if kernel == "sdpa":
+        b, t, _ = qkv.shape
+        q, k, v = qkv.view(b, t, 3, num_heads, head_size).permute(2, 0, 3, 1, 4).unbind(0)
+        mask = None if packing is None else packing.key_mask
+        ctx = F.scaled_dot_product_attention(q, k, v, attn_mask=mask, dropout_p=dropout_p)  # (B, nh, T, hs)
+        return ctx.transpose(1, 2).reshape(b, t, hidden)
+    assert packing is not None and packing.packed, f"kernel {kernel} needs the packed layout"
+    n = qkv.shape[0]
+    if kernel == "repad":
+        return unpad(
+            attend(pad(qkv, packing), num_heads, head_size, packing, dropout_p, kernel="sdpa"), packing
+        )
+    if kernel == "per-sequence":
+        rows = qkv.view(n, 3, num_heads, head_size)
+        parts, start = [], 0
+        for length in packing.lengths:
+            if length:
+                q, k, v = rows[start : start + length].permute(1, 2, 0, 3).unsqueeze(1).unbind(0)
+                ctx = F.scaled_dot_product_attention(q, k, v, dropout_p=dropout_p)  # (1, nh, L, hs)
+                parts.append(ctx[0].transpose(0, 1))  # (L, nh, hs)
+            start += length
+        return torch.cat(parts).reshape(n, hidden) if parts else qkv.new_zeros(0, hidden)
+    if kernel == "flash-varlen":
+        from flash_attn import flash_attn_varlen_qkvpacked_func
+
+        ctx = flash_attn_varlen_qkvpacked_func(
+            qkv.view(n, 3, num_heads, head_size), packing.cu_seqlens, packing.max_seqlen, dropout_p
+        )  # (N, nh, hs)
+        return ctx.reshape(n, hidden)
+    if kernel == "jagged":
+        offsets = packing.cu_seqlens.long()
+        q, k, v = (
+            torch.nested.nested_tensor_from_jagged(x, offsets=offsets).transpose(1, 2)  # (B, nh, j, hs)
+            for x in qkv.view(n, 3, num_heads, head_size).unbind(1)
+        )
+        ctx = F.scaled_dot_product_attention(q, k, v, dropout_p=dropout_p)
+        return ctx.transpose(1, 2).values().reshape(n, hidden)
+    raise ValueError(f"unknown attention kernel {kernel!r}; choose one of {KERNELS}")

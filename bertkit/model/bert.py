@@ -1,8 +1,9 @@
 """The BERT encoder, top to bottom: Embeddings -> SelfAttention -> Layer -> Encoder -> Pooler -> BertModel.
 
 Shapes: B batch, T padded length, N real (unpadded) tokens, H hidden, I intermediate, nh heads, hs head size.
-Inside the encoder a padded batch travels packed as (N, H): the dense layers never see padding rows,
-and attention re-pads to (B, nh, T, hs) with a boolean key mask. A batch without padding stays (B, T, H).
+Inside the encoder a padded batch travels packed as (N, H): the dense layers never see padding rows, and
+attention (model/attention.py) runs on each sequence's rows without re-padding. A batch without padding
+stays (B, T, H); under torch.compile a padded batch stays (B, T, H) with a key mask (model/padding.py).
 The whole BERT family runs through this one encoder: a family (bertkit.model.families, chosen by
 config.model_type) supplies its parts (its embeddings, pooler or not, its weight table); the config carries
 the numbers some families use (embedding_size E, ALBERT's shared layer groups).
@@ -101,17 +102,9 @@ class SelfAttention(nn.Module):
 
     def forward(self, x: Tensor, packing: Packing | None) -> Tensor:
         """(B, T, H) or packed (N, H) -> same shape."""
-        qkv = self.qkv(x)
-        if packing is not None:
-            qkv = pad(qkv, packing)  # (B, T, 3H)
-        b, t, _ = qkv.shape
-        q, k, v = qkv.view(b, t, 3, self.num_heads, self.head_size).permute(2, 0, 3, 1, 4).unbind(0)
         ctx = attend(
-            q, k, v, None if packing is None else packing.key_mask, self.dropout_p if self.training else 0.0
-        )  # (B, nh, T, hs)
-        ctx = ctx.transpose(1, 2).reshape(b, t, self.num_heads * self.head_size)
-        if packing is not None:
-            ctx = unpad(ctx, packing)
+            self.qkv(x), self.num_heads, self.head_size, packing, self.dropout_p if self.training else 0.0
+        )
         return self.out(ctx)
 
 
@@ -284,9 +277,8 @@ class BertModel(PretrainedBert):
         if packing is None:
             x = self.embeddings(input_ids, token_type_ids, position_ids)
         else:
-            flat = packing.indices
             x = self.embeddings(
-                input_ids.reshape(-1)[flat], token_type_ids.reshape(-1)[flat], position_ids.reshape(-1)[flat]
+                unpad(input_ids, packing), unpad(token_type_ids, packing), unpad(position_ids, packing)
             )
         outputs = self.encoder(x, packing, keep_all=output_hidden_states)
         if packing is not None:

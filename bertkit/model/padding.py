@@ -1,50 +1,91 @@
 """Unpad / pad as pure functions: real tokens go through the dense layers packed, with no padding rows.
 
 Shapes: B batch, T padded length, N real tokens in the batch (N <= B*T), D any trailing dims.
+
+A batch travels in one of two layouts, chosen once per forward by packing_from_mask:
+- packed (N, D...): the real tokens only, in row-major order, so each sequence's tokens are one contiguous
+  run of rows (cu_seqlens), whatever the padding pattern (holes included). The eager default.
+- padded (B, T, D...) with a key mask: under torch.compile, whose graphs must not branch on data or take
+  data-dependent shapes (nonzero); padded rows are computed and zeroed at the end.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import cached_property
 
 import torch
+import torch.nn.functional as F
 from torch import Tensor
 
 
 @dataclass(frozen=True)
 class Packing:
-    """Where the N real tokens of a (B, T) batch sit: flat indices into B*T, and the padded shape."""
+    """Where the real tokens of a (B, T) batch sit: the padded shape, the key mask, and (packed) their rows."""
 
-    indices: Tensor  # (N,) long, positions in the flattened (B*T) batch
     batch: int
     seqlen: int
     key_mask: Tensor  # (B, 1, 1, T) bool, True where a key may be attended
+    indices: Tensor | None  # (N,) long positions in the flattened (B*T) batch; None in the padded layout
+
+    @property
+    def packed(self) -> bool:
+        return self.indices is not None
 
     @property
     def num_tokens(self) -> int:
-        return int(self.indices.numel())
+        return int(self.indices.numel()) if self.indices is not None else self.batch * self.seqlen
+
+    @cached_property
+    def seqlens(self) -> Tensor:
+        """(B,) int32 real tokens per sequence."""
+        return self.key_mask.reshape(self.batch, self.seqlen).sum(1, dtype=torch.int32)
+
+    @cached_property
+    def cu_seqlens(self) -> Tensor:
+        """(B+1,) int32 offsets of each sequence's rows in the packed (N, D...) layout."""
+        return F.pad(torch.cumsum(self.seqlens, 0, dtype=torch.int32), (1, 0))
+
+    @cached_property
+    def lengths(self) -> tuple[int, ...]:
+        """Host copy of seqlens (one device sync, made once per forward and only by kernels that loop)."""
+        return tuple(self.seqlens.tolist())
+
+    @cached_property
+    def max_seqlen(self) -> int:
+        return max(self.lengths, default=0)
 
 
-def packing_from_mask(attention_mask: Tensor) -> Packing | None:
+def packing_from_mask(attention_mask: Tensor, packed: bool | None = None) -> Packing | None:
     """Packing for a (B, T) 0/1 mask, or None when the batch has no padding at all.
 
-    Example: mask [[1, 1, 0], [1, 1, 1]] -> indices [0, 1, 3, 4, 5].
+    packed=None picks the layout: padded under torch.compile (no data-dependent branch or shape, so no
+    graph break), packed otherwise. Example: mask [[1, 1, 0], [1, 1, 1]] -> indices [0, 1, 3, 4, 5].
     """
     mask = attention_mask.bool()
+    batch, seqlen = mask.shape
+    if packed is None:
+        packed = not torch.compiler.is_compiling()
+    if not packed:
+        return Packing(batch=batch, seqlen=seqlen, key_mask=mask[:, None, None, :], indices=None)
     if bool(mask.all()):
         return None
-    batch, seqlen = mask.shape
     indices = torch.nonzero(mask.reshape(-1), as_tuple=False).squeeze(1)
-    return Packing(indices=indices, batch=batch, seqlen=seqlen, key_mask=mask[:, None, None, :])
+    return Packing(batch=batch, seqlen=seqlen, key_mask=mask[:, None, None, :], indices=indices)
 
 
 def unpad(x: Tensor, packing: Packing) -> Tensor:
-    """(B, T, D...) -> (N, D...)."""
-    return x.reshape(packing.batch * packing.seqlen, *x.shape[2:]).index_select(0, packing.indices)
+    """(B, T, D...) -> (N, D...); the padded layout keeps (B, T, D...)."""
+    if packing.indices is None:
+        return x
+    return x.reshape(-1, *x.shape[2:]).index_select(0, packing.indices)
 
 
 def pad(x: Tensor, packing: Packing) -> Tensor:
-    """(N, D...) -> (B, T, D...), zeros at padded positions."""
+    """(N, D...) -> (B, T, D...), zeros at padded positions (the padded layout zeroes them in place of a copy)."""
+    if packing.indices is None:
+        keep = packing.key_mask.reshape(packing.batch, packing.seqlen, *([1] * (x.dim() - 2)))
+        return x.masked_fill(~keep, 0)
     out = x.new_zeros(packing.batch * packing.seqlen, *x.shape[1:])
     out.index_copy_(0, packing.indices, x)
     return out.reshape(packing.batch, packing.seqlen, *x.shape[1:])
