@@ -69,3 +69,130 @@ def test_compile_encoder_in_feature_extractor_and_head_model(tmp_path):
         assert compile_encoder(head) is head and head.bert is not None
         got = head(batch["input_ids"], batch["token_type_ids"], batch["attention_mask"])
     torch.testing.assert_close(got, expected, atol=1e-5, rtol=0)
+
+
+# ---- prepare_for_inference ------------------------------------------------------------------------------
+
+TINY = BertConfig(
+    vocab_size=99,
+    hidden_size=64,
+    num_hidden_layers=2,
+    num_attention_heads=4,
+    intermediate_size=96,
+    max_position_embeddings=64,
+)
+
+
+def _twins(config: BertConfig = TINY):
+    from bertkit.model.heads import BertForSequenceClassification
+
+    torch.manual_seed(0)
+    plain = BertForSequenceClassification(config).eval()
+    twin = BertForSequenceClassification(config)
+    twin.load_state_dict(plain.state_dict())
+    return plain, twin
+
+
+def _inputs(b: int = 5, t: int = 11):
+    g = torch.Generator().manual_seed(1)
+    ids = torch.randint(1, 99, (b, t), generator=g)
+    lengths = torch.randint(1, t + 1, (b,), generator=g)
+    lengths[0] = t
+    return ids, torch.zeros_like(ids), (torch.arange(t)[None] < lengths[:, None]).long()
+
+
+@pytest.mark.parametrize("shape", [(1, 1), (1, 16), (5, 11), (40, 20)])  # 1 row, packed rows, > 256 rows
+def test_prepared_model_gives_the_plain_outputs_in_fp32(shape):
+    from bertkit.runtime import PreparedLinear, prepare_for_inference
+
+    plain, twin = _twins()
+    prepared = prepare_for_inference(twin, "fp32")
+    linears = [m for m in prepared.modules() if isinstance(m, torch.nn.Linear)]
+    assert linears and all(type(m) is PreparedLinear for m in linears)
+    ids, types, mask = _inputs(*shape)
+    with torch.inference_mode():
+        a = plain.bert(ids, types, mask)
+        b = prepared.bert(ids, types, mask)
+        torch.testing.assert_close(b.last_hidden_state, a.last_hidden_state, atol=1e-4, rtol=0)
+        torch.testing.assert_close(prepared(ids, types, mask), plain(ids, types, mask), atol=1e-4, rtol=0)
+
+
+def test_prepared_model_keeps_its_state_dict_and_trains_like_the_plain_one():
+    from bertkit.runtime import prepare_for_inference
+
+    plain, twin = _twins()
+    keys = list(twin.state_dict())
+    prepared = prepare_for_inference(twin, "fp32")
+    assert list(prepared.state_dict()) == keys
+    for name, value in plain.state_dict().items():
+        assert torch.equal(prepared.state_dict()[name], value)
+    ids, types, mask = _inputs()
+    grads = []
+    for model in (plain, prepared):
+        model.train()
+        torch.manual_seed(3)  # the same dropout masks
+        model(ids, types, mask).square().sum().backward()
+        grads.append({n: p.grad for n, p in model.named_parameters()})
+    for name, grad in grads[0].items():
+        torch.testing.assert_close(grads[1][name], grad, atol=1e-5, rtol=1e-5, msg=name)
+    # an optimizer step changes the weights in place: the packed copy follows, it is never stale
+    for model in (plain, prepared):
+        torch.optim.SGD(model.parameters(), lr=0.5).step()
+        model.eval()
+    with torch.inference_mode():
+        torch.testing.assert_close(prepared(ids, types, mask), plain(ids, types, mask), atol=1e-4, rtol=0)
+
+
+def test_packing_rule(monkeypatch):
+    from bertkit import runtime
+
+    cpu = torch.device("cpu")
+    assert runtime.inference_packing(torch.device("cuda"), "fp32") == "none"
+    assert runtime.inference_packing(torch.device("cuda"), "bf16") == "none"
+    assert runtime.inference_packing(cpu, "fp32") == ("mkldnn" if torch.backends.mkldnn.is_available() else "none")
+    monkeypatch.setattr(runtime, "native_bf16", lambda: False)
+    assert runtime.inference_packing(cpu, "bf16") == "none"  # the caller keeps autocast
+    with pytest.raises(ValueError, match="fp16 needs a CUDA device"):
+        runtime.prepare_for_inference(torch.nn.Linear(2, 2), "fp16")
+
+
+def test_bf16_weights_are_packed_once_and_match_autocast():
+    from bertkit.runtime import bf16_weights_prepared, native_bf16, prepare_for_inference
+
+    if not native_bf16():
+        pytest.skip("this CPU has no native bf16 (AVX-512-BF16 / AMX)")
+    plain, twin = _twins()
+    prepared = prepare_for_inference(twin, "bf16")
+    assert bf16_weights_prepared(prepared) and not bf16_weights_prepared(plain)
+    assert all(m._packed.dtype == torch.bfloat16 for m in prepared.modules() if hasattr(m, "_packed"))
+    ids, types, mask = _inputs()
+    with torch.inference_mode():
+        with torch.autocast("cpu", dtype=torch.bfloat16):
+            reference = plain(ids, types, mask).float()
+        exact = plain(ids, types, mask)
+        ours = prepared(ids, types, mask).float()
+    # bf16 has 8 significant bits: both bf16 paths sit as far from fp32 as each other
+    assert (ours - exact).abs().max() <= 2 * (reference - exact).abs().max() + 1e-3
+    torch.testing.assert_close(ours, reference, atol=5e-2, rtol=0)
+
+
+def test_feature_extractor_loads_prepared_with_todays_outputs(minilm_dir):
+    from bertkit.inference.features import FeatureExtractor
+    from bertkit.model.bert import BertModel
+    from bertkit.runtime import PreparedLinear
+    from bertkit.tokenization import Tokenizer
+
+    texts = ["a short one", "the film is a charming and often affecting journey through a world of wonder"]
+    default = FeatureExtractor.from_pretrained(minilm_dir)
+    assert any(isinstance(m, PreparedLinear) for m in default.model.modules())
+    plain = FeatureExtractor(
+        BertModel.from_pretrained(minilm_dir),
+        Tokenizer.from_pretrained(minilm_dir),
+        default.pooling,
+        normalize=default.normalize,
+        max_length=default.max_length,
+    )
+    assert not any(isinstance(m, PreparedLinear) for m in plain.model.modules())
+    np = pytest.importorskip("numpy")
+    np.testing.assert_allclose(default.encode(texts), plain.encode(texts), atol=1e-4, rtol=0)
+    np.testing.assert_allclose(default.encode(texts[1]), plain.encode(texts[1]), atol=1e-4, rtol=0)

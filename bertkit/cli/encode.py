@@ -60,6 +60,9 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         "--max-batch-tokens", type=int, default=8192, help="padded tokens per batch (default 8192)"
     )
     p.add_argument("--device", help="cpu, cuda, ... (default: CUDA when available)")
+    p.add_argument("--precision", default="fp32", choices=("fp32", "bf16", "fp16"),
+                   help="fp32 (default); bf16: bf16 weights where the CPU has native bf16, else "
+                   "autocast; fp16: CUDA")  # fmt: skip
     p.add_argument("--compile", action="store_true", help="torch.compile the encoder first (tens of seconds, needs "
                    "a C++ compiler): about 2x faster on CPU, worth it from a few thousand texts")  # fmt: skip
     p.add_argument(
@@ -86,6 +89,7 @@ class EncodeConfig:
     batch_size: int | None = None
     max_batch_tokens: int | None = 8192
     device: str | None = None
+    precision: str = "fp32"
     compile: bool = False
     progress: bool = True
 
@@ -113,7 +117,7 @@ def run(args: argparse.Namespace) -> int:
             c.model, pooling=c.pooling, layers=None if c.tokens else c.layers, normalize=c.normalize,
             whitening=c.whitening, max_length=c.max_length,
             device=str(runtime.device) if runtime.distributed else c.device,
-            max_batch_tokens=c.max_batch_tokens, compile=c.compile,
+            max_batch_tokens=c.max_batch_tokens, compile=c.compile, precision=c.precision,
         )  # fmt: skip
         if c.fit_whitening:
             if inputs.text_pairs is not None:

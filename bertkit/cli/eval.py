@@ -24,17 +24,22 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--rejects", help="skip bad rows into this JSONL file instead of stopping")
     p.add_argument("--batch-size", type=int, default=64)
     p.add_argument("--device")
+    p.add_argument("--precision", default="fp32", choices=("fp32", "bf16", "fp16"),
+                   help="fp32 (default); bf16: bf16 weights where the CPU has native bf16, else "
+                   "autocast; fp16: CUDA")  # fmt: skip
     p.add_argument("--output", help="also write the metrics JSON here")
 
 
 def run(args: argparse.Namespace) -> int:
     from bertkit.cli.train import column
     from bertkit.inference.predictor import Predictor
+    from bertkit.runtime import bf16_weights_prepared
     from bertkit.training.config import TrainConfig
     from bertkit.training.experiment import DataSpec, load_data
     from bertkit.training.loop import evaluate
 
-    predictor = Predictor.from_pretrained(args.model, batch_size=args.batch_size, device=args.device)
+    predictor = Predictor.from_pretrained(args.model, batch_size=args.batch_size, device=args.device,
+                                          precision=args.precision)  # fmt: skip
     fields = {
         k: column(v)
         for k, v in (("text", args.text), ("text_pair", args.text_pair), ("label", args.label))
@@ -53,7 +58,11 @@ def run(args: argparse.Namespace) -> int:
         raise FileNotFoundError(
             f"no labelled {args.split} data: pass --task NAME --data-dir DIR, or --dev-file"
         )
-    config = TrainConfig(max_seq_length=predictor.max_seq_length, eval_batch_size=args.batch_size)
+    # bf16 weights (prepared by the Predictor) need no autocast; elsewhere evaluate() autocasts as asked
+    precision = "fp32" if bf16_weights_prepared(predictor.model) else args.precision
+    config = TrainConfig(
+        max_seq_length=predictor.max_seq_length, eval_batch_size=args.batch_size, precision=precision
+    )
     metrics, _ = evaluate(predictor.task, predictor.model, predictor.tokenizer, data.dev, config)
     text = json.dumps(metrics, indent=2)
     print(text)

@@ -19,6 +19,9 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--batch-size", type=int, default=64)
     p.add_argument("--max-seq-length", type=int, help="default: the length the model was trained with")
     p.add_argument("--device", help="cpu, cuda, ... (default: CUDA when available)")
+    p.add_argument("--precision", default="fp32", choices=("fp32", "bf16", "fp16"),
+                   help="fp32 (default); bf16: bf16 weights where the CPU has native bf16, else "
+                   "autocast; fp16: CUDA")  # fmt: skip
     p.add_argument("--compile", action="store_true", help="torch.compile the encoder first (tens of seconds, needs a "
                    "C++ compiler): about 2x faster on CPU for large inputs")  # fmt: skip
 
@@ -57,7 +60,8 @@ def run(args: argparse.Namespace) -> int:
     try:
         device = str(runtime.device) if runtime.distributed else args.device
         predictor = Predictor.from_pretrained(args.model, batch_size=args.batch_size, device=device,
-                                              max_seq_length=args.max_seq_length, compile=args.compile)  # fmt: skip
+                                              max_seq_length=args.max_seq_length, compile=args.compile,
+                                              precision=args.precision)  # fmt: skip
         inputs = read_inputs(args.input)
         examples = [predictor.examples([obj], source)[0] for source, obj in inputs]
         predictions = predict_ranked(predictor, examples, runtime)

@@ -7,8 +7,9 @@ texts of nearly equal length, run under inference_mode, and written back in inpu
 
 from __future__ import annotations
 
+import contextlib
 import logging
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from itertools import islice
 from pathlib import Path
@@ -29,7 +30,13 @@ from bertkit.inference.pooling import (
 )
 from bertkit.inference.whitening import Whitening, fit_whitening
 from bertkit.model.bert import BertModel
-from bertkit.runtime import compile_encoder, pick_device
+from bertkit.runtime import (
+    Runtime,
+    bf16_weights_prepared,
+    compile_encoder,
+    pick_device,
+    prepare_for_inference,
+)
 from bertkit.tokenization import Tokenizer
 from bertkit.weights.load import load_pretrained, model_folder, resolve_model_path
 
@@ -147,6 +154,7 @@ class FeatureExtractor:
         self.model = model.to(self.device, dtype=dtype).eval()
         # compile=True: torch.compile (runtime.compile_encoder) now, with its warm-up, so encode() never waits
         self._net = compile_encoder(self.model) if compile else self.model
+        self.autocast: Callable[[], contextlib.AbstractContextManager] = contextlib.nullcontext
         self.tokenizer = tokenizer
         self.max_batch_tokens = max_batch_tokens
         self.whitening: Whitening | None = None
@@ -167,12 +175,15 @@ class FeatureExtractor:
         dtype: torch.dtype | None = None,
         max_batch_tokens: int | None = DEFAULT_MAX_BATCH_TOKENS,
         compile: bool = False,  # noqa: A002 - torch.compile's own name
+        precision: str = "fp32",
     ) -> FeatureExtractor:
         """Load a model folder (or alias). Unset options come from the folder's saved choice.
 
         The saved choice is bertkit's features.json, else sentence-transformers' modules.json and
         1_Pooling/config.json (pooling, Normalize) and sentence_bert_config.json (max_seq_length);
-        without either: mean pooling, no normalisation, 512 tokens.
+        without either: mean pooling, no normalisation, 512 tokens. The model is prepared for inference
+        once (runtime.prepare_for_inference; precision bf16: bf16 weights where the CPU is native bf16, else
+        autocast) unless compile=True, which compiles it instead.
         """
         folder = model_folder(resolve_model_path(model))
         saved = read_feature_settings(folder) if folder.is_dir() else FeatureSettings()
@@ -189,7 +200,7 @@ class FeatureExtractor:
                 logger.warning(
                     "%s was fitted for pooling %s: not applied to %s", saved.whitening, saved.pooling, chosen
                 )
-        return cls(
+        extractor = cls(
             net,  # type: ignore[arg-type]
             tokenizer,
             chosen,
@@ -202,6 +213,11 @@ class FeatureExtractor:
             max_batch_tokens=max_batch_tokens,
             compile=compile,
         )
+        if not compile:
+            prepare_for_inference(extractor.model, precision)
+        if precision != "fp32" and not bf16_weights_prepared(extractor.model):
+            extractor.autocast = Runtime(extractor.device, precision).autocast
+        return extractor
 
     # --- properties and settings -----------------------------------------------------------------
 
@@ -328,7 +344,8 @@ class FeatureExtractor:
         token_type_ids = _pad(types, 0).to(self.device)
         lengths = torch.tensor([len(r) for r in ids], device=self.device)
         mask = (torch.arange(input_ids.shape[1], device=self.device) < lengths[:, None]).long()
-        out = self._net(input_ids, token_type_ids, mask, output_hidden_states=need_all)
+        with self.autocast():
+            out = self._net(input_ids, token_type_ids, mask, output_hidden_states=need_all)
         return out, mask
 
     @torch.inference_mode()

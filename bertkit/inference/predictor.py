@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from bertkit.engine import Engine
-from bertkit.runtime import compile_encoder
+from bertkit.runtime import Runtime, bf16_weights_prepared, compile_encoder, prepare_for_inference
 
 logger = logging.getLogger(__name__)
 
@@ -29,16 +29,23 @@ class Predictor(Engine):
         device: str | None = None,
         max_seq_length: int | None = None,
         compile: bool = False,  # noqa: A002 - torch.compile's own name
+        precision: str = "fp32",
     ) -> Predictor:
         """Rebuild the task from model_dir/bertkit.json, load the weights and the tokenizer.
 
-        compile=True compiles the encoder (runtime.compile_encoder, with its warm-up) before returning.
+        The model is prepared for inference once (runtime.prepare_for_inference: packed weights; with
+        precision bf16, bf16 weights where the CPU computes bf16 natively, else autocast). compile=True
+        compiles the encoder instead (runtime.compile_encoder, with its warm-up) before returning.
         """
         predictor = cls.from_folder(
             model_dir, device=device, max_seq_length=max_seq_length, batch_size=batch_size
         )
         if compile:
             compile_encoder(predictor.model)
+        else:
+            prepare_for_inference(predictor.model, precision)
+        if precision != "fp32" and not bf16_weights_prepared(predictor.model):
+            predictor.autocast = Runtime(predictor.device, precision).autocast
         return predictor
 
     def predict(self, inputs: Sequence[Mapping[str, Any]]) -> list[dict]:

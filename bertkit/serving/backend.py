@@ -11,6 +11,7 @@ task code (bertkit.engine). Shapes: B batch, T length, H hidden.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import time
 from collections.abc import Callable, Mapping, Sequence
@@ -65,6 +66,7 @@ class Loaded:
     encoder: Callable | None  # (input_ids, token_type_ids, attention_mask) -> EncoderOutput
     model_config: Any
     last_layer_only: bool = False  # the encoder returns only the last layer (no output_hidden_states)
+    autocast: Callable[[], contextlib.AbstractContextManager] = contextlib.nullcontext  # around forwards
 
 
 class Backend:
@@ -100,6 +102,7 @@ class Backend:
                 last_layer_only=loaded.last_layer_only,
                 pad_token_id=self.tokenizer.pad_token_id,
                 device=self.device,
+                autocast=loaded.autocast,
             )
         self.max_length = self._max_length(loaded.model_config)
         if self.engine is not None:
@@ -287,6 +290,11 @@ class TorchBackend(Backend):
             model: nn.Module = engine.model
         else:
             model = BertModel.from_pretrained(self.folder).to(self.device).eval()
+        if not (config.quantize or config.compile):  # those two rewrite the plain model below
+            runtime.prepare_for_inference(model, config.precision)
+        autocast = contextlib.nullcontext
+        if config.precision != "fp32" and not runtime.bf16_weights_prepared(model):
+            autocast = runtime.Runtime(self.device, config.precision).autocast
         if config.quantize == "int8":
             from bertkit.export.quantize import quantize_torch
 
@@ -300,8 +308,9 @@ class TorchBackend(Backend):
             logger.info("compiled the encoder in %.0f s", time.perf_counter() - started)
         if engine is not None:
             engine.model = model
+            engine.autocast = autocast
         encoder = model if engine is None else getattr(model, "bert", None)
-        return Loaded(engine, encoder, model.config)
+        return Loaded(engine, encoder, model.config, autocast=autocast)
 
 
 class OnnxBackend(Backend):

@@ -39,6 +39,11 @@ class ServeConfig:
     quantize: str | None = _opt(
         None, "torch backend only: int8 runs the linear layers with dynamic int8 quantization", ("int8",)
     )
+    precision: str = _opt(
+        "fp32",
+        "torch backend: fp32, or bf16 (bf16 weights where the CPU has native bf16, else autocast), or fp16 (CUDA)",
+        ("fp32", "bf16", "fp16"),
+    )
     compile: bool = _opt(
         False,
         "torch backend on CPU or GPU: torch.compile the encoder at start-up (tens of seconds; needs a C++ compiler); "
@@ -120,6 +125,11 @@ class ServeConfig:
         if self.compile and (self.backend != "torch" or self.quantize):
             raise ValueError(
                 "compile applies to the torch backend in full precision: drop --quantize int8 or --compile"
+            )
+        if self.precision != "fp32" and (self.backend != "torch" or self.quantize or self.compile):
+            raise ValueError(
+                f"precision {self.precision} applies to the eager torch backend: drop --quantize / --compile, "
+                "or serve fp32"
             )
         if self.quantize and self.backend != "torch":
             raise ValueError(

@@ -7,6 +7,7 @@ tokens were counted on the event loop. Shapes: B batch, T length, H hidden, D ve
 
 from __future__ import annotations
 
+import contextlib
 import logging
 from collections.abc import Callable
 from pathlib import Path
@@ -42,6 +43,7 @@ class Embedder:
         last_layer_only: bool = False,
         pad_token_id: int = 0,
         device: torch.device | str = "cpu",
+        autocast: Callable[[], contextlib.AbstractContextManager] = contextlib.nullcontext,
     ):
         saved = read_feature_settings(folder)
         self.pooling = Pooling.parse(pooling) if pooling else (saved.pooling or Pooling.MEAN)
@@ -67,6 +69,13 @@ class Embedder:
         self._encoder = encoder
         self._pad = pad_token_id
         self._device = torch.device(device)
+        self._autocast = autocast
+
+    def _run(self, *inputs: torch.Tensor, output_hidden_states: bool = False) -> EncoderOutput:
+        with self._autocast():
+            if output_hidden_states:
+                return self._encoder(*inputs, output_hidden_states=True)
+            return self._encoder(*inputs)
 
     def embed(self, encodings: list[Encoding]) -> list[np.ndarray]:
         """One (D,) vector per encoding, before normalisation (the route normalises per request)."""
@@ -77,14 +86,14 @@ class Embedder:
         ):  # inputs made inside too: a compiled encoder guards on how they were made
             batch = {k: v.to(self._device) for k, v in encoder_inputs(rows, self._pad).items()}
             if need_all:
-                output = self._encoder(
+                output = self._run(
                     batch["input_ids"],
                     batch["token_type_ids"],
                     batch["attention_mask"],
                     output_hidden_states=True,
                 )
             else:
-                output = self._encoder(batch["input_ids"], batch["token_type_ids"], batch["attention_mask"])
+                output = self._run(batch["input_ids"], batch["token_type_ids"], batch["attention_mask"])
             vectors = pool(output, batch["attention_mask"], self.pooling, self.layers).float().cpu().numpy()
         if self.whitening is not None:
             vectors = self.whitening.apply(vectors)
@@ -95,6 +104,6 @@ class Embedder:
         rows = [{"input_ids": e.ids, "token_type_ids": e.type_ids} for e in encodings]
         with torch.inference_mode():
             batch = {k: v.to(self._device) for k, v in encoder_inputs(rows, self._pad).items()}
-            output = self._encoder(batch["input_ids"], batch["token_type_ids"], batch["attention_mask"])
+            output = self._run(batch["input_ids"], batch["token_type_ids"], batch["attention_mask"])
             hidden = output.last_hidden_state.float().cpu().numpy()
         return [hidden[i, : len(e.ids)] for i, e in enumerate(encodings)]
