@@ -1,27 +1,36 @@
-"""Inference speed: bertkit's encoder vs transformers' BertModel, same model, same sentences, same threads.
+"""Inference speed: bertkit's default eager encoder vs transformers' best eager and ONNX Runtime fp32, same weights.
 
-Usage: python bench/bench_infer.py [--model minilm] [--data ../shared/data/glue/SST-2/dev.tsv] [--threads N]
+Usage: python bench/bench_infer.py [--models minilm,base] [--data ../shared/data/glue/SST-2/dev.tsv] [--threads N]
+                                   [--compile] [--gemm]
 
-bertkit runs eager, and once more through runtime.compile_for_inference (torch.compile, opt-in for users).
-Both models get identical input tensors (the same padded batches, in file order), fp32, eval, inference_mode.
-transformers is timed with eager and sdpa attention and its best is the baseline. Prints sentences/s and
-the ratio for batch 1 and batch 32.
+Models: minilm (all-MiniLM-L6-v2) and base (BERT-base-shaped, 12 x 768, random init, saved once and loaded
+by both libraries). bertkit is what a user gets by default: load_pretrained + runtime.prepare_for_inference
+(packed weights, packed attention), eager, fp32. transformers runs with eager and sdpa attention; its best
+is the baseline. ONNX Runtime runs the graph `bertkit export` writes for the same folder, fp32, same threads.
+Every side gets identical input tensors (SST-2 dev in file order, padded per batch), under inference_mode.
+Sides are interleaved batch by batch (load on a shared machine hits each alike); figures are medians over
+--repeats passes. Printed per model: sentences/s at batch 1 and 32 with the ratios (goals: >= 1.5x at batch
+1, >= 2x at batch 32), and the latency of one 16-token sentence at batch 1 vs ORT's (goal: <= 1.3x).
+--gemm prints the probe behind runtime.FP32_PACKED_ROWS: packed / plain GEMM time per row count.
 """
 
 from __future__ import annotations
 
 import argparse
 import statistics
+import tempfile
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import torch
 
 from bertkit.model.bert import BertModel
-from bertkit.runtime import compile_for_inference
-from bertkit.weights.load import load_pretrained, resolve_model_path
+from bertkit.runtime import compile_for_inference, prepare_for_inference
+from bertkit.weights.load import load_pretrained, model_folder, resolve_model_path
 
 DEFAULT_DATA = Path(__file__).resolve().parents[2] / "shared" / "data" / "glue" / "SST-2" / "dev.tsv"
+LATENCY_TEXT = "the film is a charming and often affecting journey through a world of wonder"  # 16 tokens
 
 
 def read_sentences(path: Path) -> list[str]:
@@ -29,93 +38,179 @@ def read_sentences(path: Path) -> list[str]:
     return [line.rsplit("\t", 1)[0] for line in lines if line.strip()]
 
 
-def time_model(fn, batches, repeats: int) -> float:
-    """Best-of-repeats wall time (s) for one pass over all batches."""
-    with torch.inference_mode():
-        for batch in batches[: max(1, len(batches) // 10)]:  # warm-up
-            fn(batch)
-        times = []
-        for _ in range(repeats):
-            start = time.perf_counter()
-            for batch in batches:
-                fn(batch)
-            times.append(time.perf_counter() - start)
-    return min(times)
-
-
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--model", default="minilm")
-    parser.add_argument("--data", type=Path, default=DEFAULT_DATA)
-    parser.add_argument("--threads", type=int, default=torch.get_num_threads())
-    parser.add_argument("--repeats", type=int, default=3)
-    parser.add_argument("--batch-one-sentences", type=int, default=300)
-    parser.add_argument(
-        "--no-compile", action="store_true", help="skip the torch.compile row (it compiles ~1 min)"
-    )
-    args = parser.parse_args()
-    torch.set_num_threads(args.threads)
+def base_folder(minilm: Path, out: Path) -> Path:
+    """A BERT-base-shaped random model (12 layers, 768 hidden) with MiniLM's uncased tokenizer."""
+    import shutil
 
     import transformers
 
-    path = resolve_model_path(args.model)
-    sentences = read_sentences(args.data)
-    tok = transformers.AutoTokenizer.from_pretrained(path)
-    ours, _ = load_pretrained(path, BertModel)
+    torch.manual_seed(0)
+    config = transformers.BertConfig(vocab_size=30522, hidden_size=768, num_hidden_layers=12,
+                                     num_attention_heads=12, intermediate_size=3072)  # fmt: skip
+    transformers.BertModel(config).eval().save_pretrained(out)
+    for name in ("vocab.txt", "tokenizer.json", "tokenizer_config.json", "special_tokens_map.json"):
+        if (minilm / name).is_file():
+            shutil.copy(minilm / name, out / name)
+    return out
+
+
+def interleaved(sides: dict[str, Callable], batches: list, repeats: int) -> dict[str, float]:
+    """Median over passes of each side's total time for all batches; sides alternate batch by batch."""
+    totals: dict[str, list[float]] = {name: [] for name in sides}
+    with torch.inference_mode():
+        for batch in batches[: max(1, len(batches) // 10)]:  # warm-up
+            for fn in sides.values():
+                fn(batch)
+        for r in range(repeats):
+            spent = dict.fromkeys(sides, 0.0)
+            names = list(sides)[r % len(sides) :] + list(sides)[: r % len(sides)]  # rotate who goes first
+            for batch in batches:
+                for name in names:
+                    start = time.perf_counter()
+                    sides[name](batch)
+                    spent[name] += time.perf_counter() - start
+            for name, t in spent.items():
+                totals[name].append(t)
+    return {name: statistics.median(ts) for name, ts in totals.items()}
+
+
+def gemm_probe(threads: int) -> None:
+    """Packed (oneDNN) / plain (MKL) fp32 GEMM time per row count, for MiniLM- and BERT-base-sized weights."""
+    import torch.nn.functional as F
+
+    clock = time.thread_time if threads == 1 else time.perf_counter
+    print(
+        f"GEMM probe ({'CPU time, 1 thread' if threads == 1 else f'wall time, {threads} threads'}): packed / plain"
+    )
+    for k, n in ((384, 1152), (1536, 384), (768, 768), (768, 3072)):
+        w, b = torch.randn(n, k) * 0.05, torch.randn(n)
+        packed = torch.ops.mkldnn._reorder_linear_weight(w)
+        row = []
+        for m in (1, 4, 16, 64, 256, 512, 1024):
+            x = torch.randn(m, k)
+            times = {"plain": [], "packed": []}
+            calls = {
+                "plain": lambda x=x, w=w, b=b: F.linear(x, w, b),
+                "packed": lambda x=x, p=packed, b=b: torch.ops.mkldnn._linear_pointwise(
+                    x, p, b, "none", [], ""
+                ),
+            }
+            with torch.inference_mode():
+                for _ in range(25):
+                    for name, fn in calls.items():
+                        start = clock()
+                        fn()
+                        times[name].append(clock() - start)
+            row.append(f"{m}:{statistics.median(times['packed']) / statistics.median(times['plain']):.2f}")
+        print(f"  weight {n}x{k}: rows " + " ".join(row))
+
+
+def bench_model(name: str, folder: Path, sentences: list[str], args: argparse.Namespace) -> None:
+    import onnxruntime as ort
+    import transformers
+
+    from bertkit.export.onnx import export_onnx
+
+    tok = transformers.AutoTokenizer.from_pretrained(folder)
+    ours = prepare_for_inference(load_pretrained(folder, BertModel)[0], "fp32")
     theirs = {
-        impl: transformers.AutoModel.from_pretrained(path, attn_implementation=impl).eval()
+        impl: transformers.AutoModel.from_pretrained(folder, attn_implementation=impl).eval()
         for impl in ("eager", "sdpa")
     }
-    compiled = None
-    if not args.no_compile:
+    with tempfile.TemporaryDirectory() as tmp:
+        export_onnx(folder, tmp)
+        options = ort.SessionOptions()
+        options.intra_op_num_threads = args.threads
+        session = ort.InferenceSession(f"{tmp}/model.onnx", options, providers=["CPUExecutionProvider"])
+    sides: dict[str, Callable] = {
+        "bertkit": lambda b: ours(b["input_ids"], b["token_type_ids"], b["attention_mask"]),
+        **{f"transformers ({impl})": (lambda b, m=m: m(**b)) for impl, m in theirs.items()},
+        "onnxruntime": lambda b: session.run(["last_hidden_state"], {k: v.numpy() for k, v in b.items()}),
+    }
+    if args.compile:
         start = time.perf_counter()
-        compiled = compile_for_inference(load_pretrained(path, BertModel)[0])
-        with torch.inference_mode():  # compile once for dynamic shapes, padded and unpadded
+        compiled = compile_for_inference(load_pretrained(folder, BertModel)[0])
+        with torch.inference_mode():
             for texts in (sentences[:1], sentences[:2], sentences[:32]):
                 b = dict(tok(texts, padding=True, return_tensors="pt"))
                 compiled(b["input_ids"], b["token_type_ids"], b["attention_mask"])
         print(f"torch.compile warm-up: {time.perf_counter() - start:.0f} s")
+        sides["bertkit (compile)"] = lambda b: compiled(
+            b["input_ids"], b["token_type_ids"], b["attention_mask"]
+        )
     print(
-        f"model {path.name if path.name != 'model' else path.parent.name}; {len(sentences)} SST-2 dev sentences; "
-        f"threads {args.threads}; torch {torch.__version__}; transformers {transformers.__version__}"
+        f"\n== {name} ({folder}): {ours.config.num_hidden_layers} layers x {ours.config.hidden_size} hidden"
     )
-
-    for batch_size in (1, 32):
-        subset = sentences[: args.batch_one_sentences] if batch_size == 1 else sentences
+    for batch_size, count in ((1, args.batch_one_sentences), (32, args.batch_32_sentences)):
+        subset = sentences[:count]
         batches = [
             dict(tok(subset[i : i + batch_size], padding=True, return_tensors="pt"))
             for i in range(0, len(subset), batch_size)
         ]
-        t_ours = time_model(
-            lambda b: ours(b["input_ids"], b["token_type_ids"], b["attention_mask"]), batches, args.repeats
-        )
-        t_compiled = None
-        if compiled is not None:
-            t_compiled = time_model(
-                lambda b: compiled(b["input_ids"], b["token_type_ids"], b["attention_mask"]),
-                batches,
-                args.repeats,
-            )
-        t_theirs = {
-            impl: time_model(lambda b, m=m: m(**b), batches, args.repeats) for impl, m in theirs.items()
-        }
-        best_impl = min(t_theirs, key=t_theirs.get)
-        n = len(subset)
+        times = interleaved(sides, batches, args.repeats)
+        hf = {k: v for k, v in times.items() if k.startswith("transformers")}
+        best = min(hf, key=hf.get)
         tokens = statistics.mean(
             int(b["attention_mask"].sum()) / b["attention_mask"].shape[0] for b in batches
         )
-        print(f"batch {batch_size:>2}: {n} sentences, {tokens:.1f} real tokens/sentence")
-        print(f"  bertkit                      {n / t_ours:8.1f} sentences/s")
-        if t_compiled is not None:
-            print(f"  bertkit (compile)            {n / t_compiled:8.1f} sentences/s")
-        for impl, t in t_theirs.items():
-            print(f"  transformers ({impl:<5})         {n / t:8.1f} sentences/s")
-        print(f"  ratio bertkit / transformers best ({best_impl}): {t_theirs[best_impl] / t_ours:.2f}x")
-        if t_compiled is not None:
-            print(
-                f"  ratio bertkit (compile) / transformers best ({best_impl}): "
-                f"{t_theirs[best_impl] / t_compiled:.2f}x"
-            )
+        print(
+            f"batch {batch_size:>2}: {len(subset)} sentences, {tokens:.1f} real tokens/sentence (medians of {args.repeats})"
+        )
+        for side, t in times.items():
+            print(f"  {side:<24} {len(subset) / t:8.1f} sentences/s")
+        goal = 1.5 if batch_size == 1 else 2.0
+        print(f"  ratio bertkit / {best}: {hf[best] / times['bertkit']:.2f}x (goal >= {goal}x)")
+        print(f"  ratio bertkit / onnxruntime: {times['onnxruntime'] / times['bertkit']:.2f}x")
+        if "bertkit (compile)" in times:
+            print(f"  ratio bertkit (compile) / {best}: {hf[best] / times['bertkit (compile)']:.2f}x")
+    one = dict(tok([LATENCY_TEXT], return_tensors="pt"))
+    assert one["input_ids"].shape[1] == 16, one["input_ids"].shape
+    lat: dict[str, list[float]] = {side: [] for side in sides}
+    with torch.inference_mode():
+        for _ in range(args.latency_requests):
+            for side, fn in sides.items():
+                start = time.perf_counter()
+                fn(one)
+                lat[side].append(time.perf_counter() - start)
+    p50 = {side: 1000 * statistics.median(v[10:]) for side, v in lat.items()}
+    print(f"16-token sentence, batch 1, p50 of {args.latency_requests - 10} interleaved calls: "
+          + ", ".join(f"{side} {v:.2f} ms" for side, v in p50.items()))  # fmt: skip
+    print(f"  bertkit / onnxruntime latency: {p50['bertkit'] / p50['onnxruntime']:.2f}x (goal <= 1.3x)")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument(
+        "--models", default="minilm,base", help="comma-separated: minilm, base, or model folders"
+    )
+    parser.add_argument("--data", type=Path, default=DEFAULT_DATA)
+    parser.add_argument("--threads", type=int, default=torch.get_num_threads())
+    parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--batch-one-sentences", type=int, default=200)
+    parser.add_argument("--batch-32-sentences", type=int, default=320)
+    parser.add_argument("--latency-requests", type=int, default=110)
+    parser.add_argument("--compile", action="store_true", help="add bertkit through torch.compile (~1 min)")
+    parser.add_argument("--gemm", action="store_true", help="only the packed-GEMM probe")
+    args = parser.parse_args()
+    torch.set_num_threads(args.threads)
+    if args.gemm:
+        gemm_probe(args.threads)
+        return
+    import transformers
+
+    sentences = read_sentences(args.data)
+    print(f"{len(sentences)} SST-2 dev sentences; threads {args.threads}; torch {torch.__version__}; "
+          f"transformers {transformers.__version__}; shared machine: medians of interleaved runs")  # fmt: skip
+    minilm = model_folder(resolve_model_path("minilm"))
+    with tempfile.TemporaryDirectory() as tmp:
+        for name in args.models.split(","):
+            if name == "minilm":
+                folder = minilm
+            elif name == "base":
+                folder = base_folder(minilm, Path(tmp) / "bert-base-random")
+            else:
+                folder = model_folder(resolve_model_path(name))
+            bench_model(name, folder, sentences, args)
 
 
 if __name__ == "__main__":

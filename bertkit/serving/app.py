@@ -102,6 +102,7 @@ class Server:
             max_wait_ms=c.max_wait_ms,
             max_queue=c.max_queue,
             on_batch=record,
+            inline_max_tokens=c.inline_max_tokens,
         )
 
     @property

@@ -65,6 +65,11 @@ class ServeConfig:
     )
     max_batch_size: int = _opt(256, "most texts in one model batch")
     max_wait_ms: float = _opt(1.0, "how long the oldest queued text waits for more to fill a batch (ms)")
+    inline_max_tokens: int = _opt(
+        128,
+        "a lone request of at most this many tokens runs on the event loop thread while the model is idle "
+        "(no hop to the model thread and back); 0: always use the model thread",
+    )
     max_queue: int = _opt(
         2048, "most texts waiting for the model; beyond it requests get 503 with Retry-After"
     )
@@ -112,6 +117,8 @@ class ServeConfig:
                 raise ValueError(f"{name} must be at least 1, got {getattr(self, name)}")
         if self.max_wait_ms < 0:
             raise ValueError(f"max_wait_ms must be >= 0, got {self.max_wait_ms}")
+        if self.inline_max_tokens < 0:
+            raise ValueError(f"inline_max_tokens must be >= 0 (0 turns it off), got {self.inline_max_tokens}")
         if self.max_texts > self.max_queue:
             raise ValueError(
                 f"max_texts ({self.max_texts}) exceeds max_queue ({self.max_queue}): a full-size request could "

@@ -203,3 +203,46 @@ def test_close_finishes_queued_work_then_refuses(executor):
 def test_bad_limits_are_refused(executor):
     with pytest.raises(ValueError, match="max_queue"):
         Batcher(Recorder(), executor, max_queue=0)
+
+
+def test_a_lone_small_request_runs_on_the_event_loop_and_a_larger_batch_in_the_worker(executor):
+    rec = Recorder()
+
+    async def main():
+        b = Batcher(rec, executor, max_wait_ms=20, inline_max_tokens=16)
+        loop_thread = threading.current_thread().name
+        first = await b.submit([1], [16])  # alone and small: no hop to the model thread
+        threads_after_first = set(rec.threads)
+        big = await b.submit([2, 3], [9, 9])  # 2 x 9 = 18 tokens > 16: the worker
+        await asyncio.sleep(0.05)
+        burst = await asyncio.gather(
+            *(b.submit([10 + i], [4]) for i in range(4))
+        )  # companions queued: worker
+        await b.close()
+        return loop_thread, first, threads_after_first, big, burst
+
+    loop_thread, first, threads_after_first, big, burst = run(main())
+    assert first == [2] and big == [4, 6] and burst == [[20], [22], [24], [26]]
+    assert threads_after_first == {loop_thread}
+    assert rec.threads == {loop_thread, "model_0"}
+    assert [sorted(x) for x in rec.batches[2:]] == [[10, 11, 12, 13]]  # the burst still merged
+
+
+def test_no_inline_run_while_the_shared_executor_is_busy(executor):
+    slow, fast = Recorder(delay=0.2), Recorder()
+
+    async def main():
+        a = Batcher(slow, executor, max_wait_ms=0, inline_max_tokens=0)
+        b = Batcher(fast, executor, max_wait_ms=0, inline_max_tokens=100)
+        running = asyncio.ensure_future(a.submit([1], [200]))
+        await asyncio.sleep(0.05)  # a's batch now runs on the shared executor
+        result = await b.submit([5], [3])
+        await running
+        await a.close()
+        await b.close()
+        return result
+
+    assert run(main()) == [10]
+    assert fast.threads == {
+        "model_0"
+    }  # waited its turn on the model thread, never ran beside the other batch
