@@ -103,6 +103,7 @@ class Server:
             max_queue=c.max_queue,
             on_batch=record,
             inline_max_tokens=c.inline_max_tokens,
+            alone=lambda: self.metrics.in_flight.get() <= 1,
         )
 
     @property

@@ -80,8 +80,10 @@ class Batcher(Generic[T, R]):
         on_batch: called on the event loop after each batch with its BatchStats.
         inline_max_tokens: a batch of at most this many tokens runs on the event loop thread itself when it
             is alone (nothing else queued, requests sparser than one per max_wait_ms, no batch running on the
-            executor): the hop to the worker thread and back costs two thread wake-ups, which on a busy CPU
-            each wait for a time slice. The loop blocks only for a short forward, and only while idle. 0: never.
+            executor, and `alone()` says no other request is in flight): the hop to the worker thread and back
+            costs two thread wake-ups, which on a busy CPU each wait for a time slice. The loop blocks only for
+            a short forward, and only while idle; concurrent requests still meet in the worker. 0: never.
+        alone: True when the server handles no request but this one (the server's in-flight gauge).
     """
 
     def __init__(
@@ -95,6 +97,7 @@ class Batcher(Generic[T, R]):
         max_queue: int = 2048,
         on_batch: Callable[[BatchStats], None] | None = None,
         inline_max_tokens: int = 0,
+        alone: Callable[[], bool] | None = None,
     ):
         if min(max_batch_tokens, max_batch_size, max_queue) < 1 or min(max_wait_ms, inline_max_tokens) < 0:
             raise ValueError(
@@ -108,6 +111,7 @@ class Batcher(Generic[T, R]):
         self.max_queue = max_queue
         self.on_batch = on_batch
         self.inline_max_tokens = inline_max_tokens
+        self.alone = alone
         self._queue: deque[_Unit] = deque()
         self._arrived = asyncio.Event()
         self._task: asyncio.Task | None = None
@@ -181,6 +185,7 @@ class Batcher(Generic[T, R]):
             and not self._queue
             and self._gap > self.max_wait
             and not _RUNNING.get(id(self.executor))
+            and (self.alone is None or self.alone())
         )
 
     def _cost(self, count: int, longest: int) -> int:
