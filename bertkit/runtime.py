@@ -92,6 +92,19 @@ def start(device: str | None = None, precision: str = "fp32") -> Runtime:
     return Runtime(dev, precision, rank, world_size, local_rank)
 
 
+def setup(
+    device: str | None = None, precision: str = "fp32", seed: int | None = None, num_threads: int | None = None
+) -> Runtime:
+    """The one set-up of a run, before anything random is built: CPU threads, seeds, then start().
+
+    Every rank seeds the same value, so the ranks of a distributed run build identical models.
+    """
+    set_threads(num_threads)
+    if seed is not None:
+        seed_everything(seed)
+    return start(device, precision)
+
+
 def stop(runtime: Runtime) -> None:
     """Leave the process group if this process joined one."""
     if runtime.distributed:

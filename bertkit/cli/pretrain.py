@@ -28,7 +28,8 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     d.add_argument("--dupe-factor", type=int, default=10, help="passes over the data, each with new masks")
     d.add_argument("--short-seq-prob", type=float, default=0.1)
     d.add_argument(
-        "--whole-word-mask", action="store_true", help="mask whole words (## pieces stay together)"
+        "--whole-word-mask", action="store_true",
+        help="mask whole words (## pieces stay together); on by itself with --zh-segmenter or --word-ref",
     )
     d.add_argument("--zh-segmenter", choices=["jieba"], help="Chinese word boundaries for whole-word masking")
     d.add_argument("--word-ref", help="word reference file (transformers run_chinese_ref.py format)")
@@ -90,7 +91,7 @@ def run_data(args: argparse.Namespace) -> int:
     config = PretrainingDataConfig(
         max_seq_length=args.max_seq_length, max_predictions_per_seq=args.max_predictions_per_seq,
         masked_lm_prob=args.masked_lm_prob, dupe_factor=args.dupe_factor, short_seq_prob=args.short_seq_prob,
-        whole_word_mask=args.whole_word_mask or bool(args.zh_segmenter or args.word_ref),
+        whole_word_mask=args.whole_word_mask or None,
         segmenter=args.zh_segmenter, seed=args.seed, instances_per_shard=args.instances_per_shard,
     )  # fmt: skip
     meta = create_pretraining_data(
@@ -102,7 +103,7 @@ def run_data(args: argparse.Namespace) -> int:
 
 
 def run_pretrain(args: argparse.Namespace) -> int:
-    from bertkit.training.pretrain import PretrainSpec, pretrain
+    from bertkit.training.pretrain import PretrainSpec, pretrain, pretrain_config
 
     if args.model_config and args.model:
         raise ValueError("give --model (continue a checkpoint) or --model-config (from scratch), not both")
@@ -115,8 +116,7 @@ def run_pretrain(args: argparse.Namespace) -> int:
     )  # fmt: skip
     names = {f.name for f in dataclasses.fields(TrainConfig)}
     options = {k: v for k, v in vars(args).items() if k in names and v is not None}
-    options.setdefault("lr", 1e-4)
-    config = TrainConfig.from_dict(options, "bertkit pretrain")
+    config = pretrain_config(options, "bertkit pretrain")
     report = pretrain(spec, config, args.output_dir)
     print(json.dumps(report, indent=2))
     print(f"model folder: {args.output_dir}")

@@ -50,7 +50,8 @@ class PretrainingDataConfig:
     masked_lm_prob: float = 0.15
     dupe_factor: int = 10
     short_seq_prob: float = 0.1
-    whole_word_mask: bool = False
+    # None: on exactly when word boundaries are given (a segmenter or a word reference file)
+    whole_word_mask: bool | None = None
     segmenter: str | None = None  # "jieba": Chinese word boundaries for whole-word masking
     seed: int = 12345
     instances_per_shard: int = 100_000
@@ -359,10 +360,10 @@ def create_pretraining_data(
     word_ref: str | Path | None = None, show_progress: bool = False,
 ) -> dict:  # fmt: skip
     """The whole pipeline (bertkit pretrain-data): text files -> shards. Returns the meta it wrote."""
-    if word_ref is not None and not config.whole_word_mask:
-        config = PretrainingDataConfig(**{**asdict(config), "whole_word_mask": True})
-    if config.segmenter is not None and not config.whole_word_mask:
+    if config.segmenter is not None and config.whole_word_mask is False:
         raise ValueError(f"segmenter {config.segmenter!r} only matters with whole_word_mask=True")
+    wwm = word_ref is not None or config.segmenter is not None or bool(config.whole_word_mask)
+    config = PretrainingDataConfig(**{**asdict(config), "whole_word_mask": wwm})
     raw = read_documents(inputs)
     docs = tokenize_documents(raw, tokenizer, config.segmenter, word_ref, show_progress)
     if not docs:

@@ -179,12 +179,10 @@ def write_predictions(path: Path, examples: Sequence[Any], predictions: Sequence
 def run_once(spec: DataSpec, data: Data, model_name: str, config: TrainConfig, output_dir: Path,
              do_train: bool = True, do_eval: bool = True, do_predict: bool = False) -> dict[str, Any]:  # fmt: skip
     """Train (or load), evaluate and predict with one seed; returns the final metrics."""
-    runtime = rt_mod.start(config.device, config.precision)
-    rt_mod.set_threads(config.num_threads)
+    runtime = rt_mod.setup(config.device, config.precision, config.seed, config.num_threads)
     metrics: dict[str, Any] = {}
     try:
         if do_train:
-            rt_mod.seed_everything(config.seed)
             model, report = data.task.build_model(model_name)
             tokenizer = Tokenizer.from_pretrained(_tokenizer_folder(model_name))
             result: TrainResult = train(data.task, model, tokenizer, data.train, data.dev if do_eval else None,

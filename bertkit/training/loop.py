@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import Any
 
 import torch
-from torch import nn
+from torch import Tensor, nn
 from tqdm.auto import tqdm
 
 from bertkit import runtime as rt_mod
@@ -102,21 +102,75 @@ def _gather_rng(runtime: Runtime) -> list[dict]:
     return states
 
 
-def train(
+@dataclass
+class Run:
+    """Everything a step and an evaluation need, built once by setup()."""
+
+    task: Task
+    model: nn.Module  # the bare model (saved, evaluated)
+    ddp: nn.Module  # what the step runs: the model, or its DistributedDataParallel wrapper
+    tokenizer: Any
+    config: TrainConfig
+    runtime: Runtime
+    out: Path
+    features: list[Feature]
+    lengths: list[int]
+    dev_examples: Sequence[Any] | None
+    dev_features: list[Feature] | None
+    optimizer: torch.optim.Optimizer
+    scaler: Any
+    total_steps: int
+    steps_per_epoch: int
+    warmup: int
+    eval_every: int
+    save_every: int
+    state: TrainState
+    log: MetricsLog
+
+    @property
+    def done(self) -> bool:
+        return self.state.step >= self.total_steps or self.state.stopped_early
+
+
+class LossWindow:
+    """Mean loss and speed over the steps since the last log line (the loss is summed on the device: no sync)."""
+
+    def __init__(self, device: torch.device):
+        self.loss = torch.zeros((), device=device)
+        self.steps, self.examples, self.seconds = 0, 0, 0.0
+
+    def add(self, loss: Tensor, examples: int, seconds: float) -> None:
+        self.loss += loss
+        self.steps += 1
+        self.examples += examples
+        self.seconds += seconds
+
+    def record(self, state: TrainState, lr: float) -> dict[str, Any]:
+        """The log record of the window (then empty); raises for a loss that is not finite."""
+        mean_loss = float(self.loss) / self.steps
+        if not math.isfinite(mean_loss):
+            raise ValueError(
+                f"the training loss is {mean_loss} at step {state.step}: lower --lr, keep --max-grad-norm, "
+                "or train in fp32"
+            )
+        record = {"type": "train", "step": state.step, "epoch": state.epoch, "loss": mean_loss, "lr": lr,
+                  "examples_per_second": self.examples / max(self.seconds, 1e-9)}  # fmt: skip
+        self.loss.zero_()
+        self.steps, self.examples, self.seconds = 0, 0, 0.0
+        return record
+
+
+def setup(
     task: Task,
     model: nn.Module,
     tokenizer: Any,
     train_examples: Sequence[Any],
     dev_examples: Sequence[Any] | None,
     config: TrainConfig,
-    output_dir: str | Path,
-    runtime: Runtime | None = None,
-) -> TrainResult:
-    """Fine-tune model on train_examples; output_dir becomes the model folder (best model when evaluating)."""
-    runtime = runtime or rt_mod.start(config.device, config.precision)
-    out = Path(output_dir)
-    rt_mod.set_threads(config.num_threads)
-    rt_mod.seed_everything(config.seed)
+    out: Path,
+    runtime: Runtime,
+) -> Run:
+    """Features, optimizer, schedule lengths, and the state to start from (a resumed checkpoint, if any)."""
     if not train_examples:
         raise ValueError("no training examples: the training data is empty after validation")
     positions = getattr(getattr(model, "config", None), "max_position_embeddings", None)
@@ -154,9 +208,7 @@ def train(
             f"{len(features)} training features make no batch for {runtime.world_size} processes"
         )
     total_steps = config.max_steps or math.ceil(config.epochs * steps_per_epoch)
-    warmup = warmup_steps_for(total_steps, config.warmup_ratio, config.warmup_steps)
     eval_every = config.eval_steps or steps_per_epoch
-    save_every = config.save_steps or min(eval_every, 500)
 
     state = TrainState(num_features=len(features))
     checkpoints = list_checkpoints(out) if config.resume else []
@@ -177,119 +229,141 @@ def train(
 
         ids = [runtime.device.index] if runtime.device.type == "cuda" else None
         ddp = DistributedDataParallel(model, device_ids=ids)
-    log = MetricsLog(out, state.step, enabled=runtime.is_main)
-    bar = tqdm(total=total_steps, initial=state.step, disable=not (config.progress and runtime.is_main),
+    return Run(
+        task, model, ddp, tokenizer, config, runtime, out, features, lengths, dev_examples, dev_features,
+        optimizer, scaler, total_steps, steps_per_epoch,
+        warmup=warmup_steps_for(total_steps, config.warmup_ratio, config.warmup_steps),
+        eval_every=eval_every, save_every=config.save_steps or min(eval_every, 500), state=state,
+        log=MetricsLog(out, state.step, enabled=runtime.is_main),
+    )  # fmt: skip
+
+
+def step(run: Run, micro_batches: list[list[int]]) -> Tensor:
+    """One optimizer step over global micro-batches of feature indices -> this rank's mean loss (on the device).
+
+    Each micro-batch loss is weighted by its share of the step's examples, so the step does not depend on how
+    it is split into micro-batches and processes.
+    """
+    runtime, config, optimizer, scaler = run.runtime, run.config, run.optimizer, run.scaler
+    set_lr(optimizer, lr_at(run.state.step, base_lr=config.lr, total_steps=run.total_steps,
+                            warmup_steps=run.warmup, schedule=config.schedule))  # fmt: skip
+    n_step = sum(len(b) for b in micro_batches)
+    step_loss = torch.zeros((), device=runtime.device)
+    for k, global_batch in enumerate(micro_batches):
+        rank_share = global_batch[runtime.rank :: runtime.world_size]
+        batch = to_device(run.task.collate([run.features[i] for i in rank_share]), runtime.device)
+        last = k == len(micro_batches) - 1
+        sync = run.ddp.no_sync() if runtime.distributed and not last else contextlib.nullcontext()
+        with sync:
+            with runtime.autocast():
+                outputs = run.task.forward(run.ddp, batch)
+            loss = run.task.loss(outputs, batch)
+            weighted = loss * (len(rank_share) * runtime.world_size / n_step)
+            (scaler.scale(weighted) if scaler is not None else weighted).backward()
+        step_loss += loss.detach().float() * len(rank_share)
+    if scaler is not None:
+        scaler.unscale_(optimizer)
+    clip_gradients(run.model, config.max_grad_norm)
+    if scaler is not None:
+        scaler.step(optimizer)
+        scaler.update()
+    else:
+        optimizer.step()
+    optimizer.zero_grad(set_to_none=True)
+    return step_loss / max(1, sum(len(b[runtime.rank :: runtime.world_size]) for b in micro_batches))
+
+
+def evaluate_and_save(run: Run) -> None:
+    """Evaluate on dev (rank 0), save the model folder when the main metric improved, decide early stopping."""
+    state, config, task = run.state, run.config, run.task
+    if run.runtime.is_main:
+        t0 = time.perf_counter()
+        metrics, _ = evaluate(task, run.model, run.tokenizer, run.dev_examples, config, run.runtime, run.dev_features)
+        record = {"type": "eval", "step": state.step, "epoch": state.epoch, **metrics,
+                  "seconds": round(time.perf_counter() - t0, 3)}  # fmt: skip
+        run.log.write(record)
+        state.history.append(record)
+        value = metrics.get(task.main_metric)
+        if value is None:
+            raise ValueError(f"main metric {task.main_metric!r} is not among the metrics {sorted(metrics)}")
+        if state.best_metric is None or value > state.best_metric:
+            state.best_metric, state.best_step, state.evals_without_improvement = value, state.step, 0
+            if config.save_best:
+                save_model_folder(run.out, run.model, run.tokenizer, task, config)
+        else:
+            state.evals_without_improvement += 1
+        logger.info("step %d: %s", state.step, ", ".join(f"{k} {v:.4f}" for k, v in metrics.items()))
+    run.state = state = rt_mod.broadcast_object(run.runtime, state)
+    patience = config.early_stopping_patience
+    if patience is not None and state.evals_without_improvement >= patience:
+        state.stopped_early = True
+        logger.info("early stopping at step %d: %d evaluations without improvement", state.step, patience)
+
+
+def save_resumable(run: Run) -> None:
+    """A resumable checkpoint with every rank's RNG state (written by rank 0)."""
+    rng = _gather_rng(run.runtime)
+    if run.runtime.is_main:
+        save_checkpoint(run.out, run.model, run.optimizer, run.state, run.config, rng, run.scaler)
+    rt_mod.barrier(run.runtime)
+
+
+def train(
+    task: Task,
+    model: nn.Module,
+    tokenizer: Any,
+    train_examples: Sequence[Any],
+    dev_examples: Sequence[Any] | None,
+    config: TrainConfig,
+    output_dir: str | Path,
+    runtime: Runtime | None = None,
+) -> TrainResult:
+    """Fine-tune model on train_examples; output_dir becomes the model folder (best model when evaluating).
+
+    runtime: the process's Runtime from rt_mod.setup(), which seeded it before the model was built; without
+    one, train() sets up (and seeds) the process itself.
+    """
+    runtime = runtime or rt_mod.setup(config.device, config.precision, config.seed, config.num_threads)
+    run = setup(task, model, tokenizer, train_examples, dev_examples, config, Path(output_dir), runtime)
+    bar = tqdm(total=run.total_steps, initial=run.state.step, disable=not (config.progress and runtime.is_main),
                desc="train", dynamic_ncols=True)  # fmt: skip
     logger.info(
         "training: %d examples -> %d features, %d steps (%d per epoch), global batch %d, warmup %d, %s on %s",
-        len(train_examples), len(features), total_steps, steps_per_epoch,
-        config.batch_size * config.grad_accum * runtime.world_size, warmup, config.precision, runtime.device,
+        len(train_examples), len(run.features), run.total_steps, run.steps_per_epoch,
+        config.batch_size * config.grad_accum * runtime.world_size, run.warmup, config.precision, runtime.device,
     )  # fmt: skip
-
-    def run_eval() -> None:
-        nonlocal state
-        improved = False
-        if runtime.is_main:
-            t0 = time.perf_counter()
-            metrics, _ = evaluate(task, model, tokenizer, dev_examples, config, runtime, dev_features)
-            record = {"type": "eval", "step": state.step, "epoch": state.epoch, **metrics,
-                      "seconds": round(time.perf_counter() - t0, 3)}  # fmt: skip
-            log.write(record)
-            state.history.append(record)
-            value = metrics.get(task.main_metric)
-            if value is None:
-                raise ValueError(
-                    f"main metric {task.main_metric!r} is not among the metrics {sorted(metrics)}"
-                )
-            improved = state.best_metric is None or value > state.best_metric
-            if improved:
-                state.best_metric, state.best_step, state.evals_without_improvement = value, state.step, 0
-                if config.save_best:
-                    save_model_folder(out, model, tokenizer, task, config)
-            else:
-                state.evals_without_improvement += 1
-            logger.info("step %d: %s", state.step, ", ".join(f"{k} {v:.4f}" for k, v in metrics.items()))
-        state = rt_mod.broadcast_object(runtime, state)
-        patience = config.early_stopping_patience
-        if patience is not None and state.evals_without_improvement >= patience:
-            state.stopped_early = True
-            logger.info("early stopping at step %d: %d evaluations without improvement", state.step, patience)
-
     model.train()
-    window_loss = torch.zeros((), device=runtime.device)  # summed on the device: no sync per step
-    window_steps, window_examples, window_time = 0, 0, 0.0
-    while state.step < total_steps and not state.stopped_early:
-        plan = _plan(lengths, config, runtime, state.epoch)
-        for micro_batches in plan[state.epoch_step :]:
-            if state.step >= total_steps or state.stopped_early:
+    window = LossWindow(runtime.device)
+    while not run.done:
+        plan = _plan(run.lengths, config, runtime, run.state.epoch)
+        for micro_batches in plan[run.state.epoch_step :]:
+            if run.done:
                 break
             t0 = time.perf_counter()
-            set_lr(optimizer, lr_at(state.step, base_lr=config.lr, total_steps=total_steps, warmup_steps=warmup,
-                                    schedule=config.schedule))  # fmt: skip
-            n_step = sum(len(b) for b in micro_batches)
-            step_loss = torch.zeros((), device=runtime.device)
-            for k, global_batch in enumerate(micro_batches):
-                mine = global_batch[runtime.rank :: runtime.world_size]
-                batch = to_device(task.collate([features[i] for i in mine]), runtime.device)
-                last = k == len(micro_batches) - 1
-                sync = ddp.no_sync() if runtime.distributed and not last else contextlib.nullcontext()
-                with sync:
-                    with runtime.autocast():
-                        outputs = task.forward(ddp, batch)
-                    loss = task.loss(outputs, batch)
-                    weighted = loss * (len(mine) * runtime.world_size / n_step)
-                    (scaler.scale(weighted) if scaler is not None else weighted).backward()
-                step_loss += loss.detach().float() * len(mine)
-            if scaler is not None:
-                scaler.unscale_(optimizer)
-            clip_gradients(model, config.max_grad_norm)
-            if scaler is not None:
-                scaler.step(optimizer)
-                scaler.update()
-            else:
-                optimizer.step()
-            optimizer.zero_grad(set_to_none=True)
+            loss = step(run, micro_batches)
+            state, seconds, n_step = run.state, time.perf_counter() - t0, sum(len(b) for b in micro_batches)
             state.step += 1
             state.epoch_step += 1
-            seconds = time.perf_counter() - t0
             state.train_seconds += seconds
             state.examples_seen += n_step
-            window_loss += step_loss / max(
-                1, sum(len(b[runtime.rank :: runtime.world_size]) for b in micro_batches)
-            )
-            window_steps += 1
-            window_examples += n_step
-            window_time += seconds
+            window.add(loss, n_step, seconds)
             bar.update(1)
-            if state.step % config.log_steps == 0 or state.step == total_steps:
-                mean_loss = float(window_loss) / window_steps
-                if not math.isfinite(mean_loss):
-                    raise ValueError(
-                        f"the training loss is {mean_loss} at step {state.step}: lower --lr, keep --max-grad-norm, "
-                        "or train in fp32"
-                    )
-                record = {"type": "train", "step": state.step, "epoch": state.epoch, "loss": mean_loss,
-                          "lr": optimizer.param_groups[0]["lr"],
-                          "examples_per_second": window_examples / max(window_time, 1e-9)}  # fmt: skip
-                log.write(record)
+            if state.step % config.log_steps == 0 or state.step == run.total_steps:
+                record = window.record(state, run.optimizer.param_groups[0]["lr"])
+                run.log.write(record)
                 bar.set_postfix(loss=f"{record['loss']:.4f}", lr=f"{record['lr']:.2e}",
                                 ex_s=f"{record['examples_per_second']:.1f}")  # fmt: skip
-                window_loss.zero_()
-                window_steps, window_examples, window_time = 0, 0, 0.0
             end_of_epoch = state.epoch_step == len(plan)
-            if dev_examples and (state.step % eval_every == 0 or state.step == total_steps or
+            if dev_examples and (state.step % run.eval_every == 0 or state.step == run.total_steps or
                                  (config.eval_steps is None and end_of_epoch)):  # fmt: skip
-                run_eval()
-            if state.step % save_every == 0 and state.step < total_steps and not state.stopped_early:
-                rng = _gather_rng(runtime)
-                if runtime.is_main:
-                    save_checkpoint(out, model, optimizer, state, config, rng, scaler)
-                rt_mod.barrier(runtime)
+                evaluate_and_save(run)
+            if run.state.step % run.save_every == 0 and not run.done:
+                save_resumable(run)
         else:
-            state.epoch += 1
-            state.epoch_step = 0
+            run.state.epoch += 1
+            run.state.epoch_step = 0
     bar.close()
-    return _finish(task, model, tokenizer, dev_examples, dev_features, config, out, runtime, state)
+    return _finish(task, model, tokenizer, dev_examples, run.dev_features, config, run.out, runtime, run.state)
 
 
 def _finish(

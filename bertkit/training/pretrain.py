@@ -32,6 +32,14 @@ from bertkit.weights.vocab_extend import ADDED_FILE, read_added_ids, word_embedd
 logger = logging.getLogger(__name__)
 
 REPORT_FILE = "pretrain_report.json"
+# Pretraining's own defaults where they differ from fine-tuning's TrainConfig (MLM from a checkpoint or from
+# scratch wants a larger learning rate than fine-tuning's 5e-5).
+PRETRAIN_DEFAULTS: dict[str, Any] = {"lr": 1e-4}
+
+
+def pretrain_config(options: dict[str, Any] | None = None, source: str = "<pretrain options>") -> TrainConfig:
+    """TrainConfig for pretraining: PRETRAIN_DEFAULTS, then the given options (strict: unknown keys raise)."""
+    return TrainConfig.from_dict({**PRETRAIN_DEFAULTS, **(options or {})}, source)
 
 
 @dataclass(frozen=True)
@@ -101,7 +109,21 @@ def _model_config(spec: PretrainSpec, tokenizer: Tokenizer) -> dict[str, Any] | 
 def pretrain(
     spec: PretrainSpec, config: TrainConfig, output_dir: str | Path, runtime: Runtime | None = None
 ) -> dict:
-    """Train, save the model folder in output_dir, and return the report (held-out metrics before and after)."""
+    """Train, save the model folder in output_dir, and return the report (held-out metrics before and after).
+
+    Without a runtime, sets the process up (threads, seeds) before anything random is built, so the same seed
+    gives the same weights, from scratch too, and stops it at the end.
+    """
+    if runtime is not None:
+        return _pretrain(spec, config, output_dir, runtime)
+    runtime = rt_mod.setup(config.device, config.precision, config.seed, config.num_threads)
+    try:
+        return _pretrain(spec, config, output_dir, runtime)
+    finally:
+        rt_mod.stop(runtime)
+
+
+def _pretrain(spec: PretrainSpec, config: TrainConfig, output_dir: str | Path, runtime: Runtime) -> dict:
     tokenizer = _tokenizer(spec)
     task = PretrainingTask(spec.next_sentence, _model_config(spec, tokenizer))
     shards = load_shards(spec.data, tokenizer)
@@ -128,7 +150,6 @@ def pretrain(
     if load_report is not None and load_report.initialized:
         logger.warning("newly initialised for pretraining: %s", ", ".join(load_report.initialized))
     before: dict[str, float] = {}
-    runtime = runtime or rt_mod.start(config.device, config.precision)
     if dev_examples and runtime.is_main:
         model.to(runtime.device)
         before, _ = evaluate(task, model, tokenizer, dev_examples, config, runtime)

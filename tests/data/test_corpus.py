@@ -242,7 +242,7 @@ def test_config_checks(tmp_path, sample, english_tokenizer):
         PretrainingDataConfig(segmenter="ltp")
     with pytest.raises(ValueError, match="only matters with whole_word_mask"):
         create_pretraining_data(
-            [sample], tmp_path, english_tokenizer, PretrainingDataConfig(segmenter="jieba")
+            [sample], tmp_path, english_tokenizer, PretrainingDataConfig(segmenter="jieba", whole_word_mask=False)
         )
     (tmp_path / "empty.txt").write_text("\n\n", encoding="utf-8")
     with pytest.raises(ValueError, match="no text found"):
