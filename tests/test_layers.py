@@ -1,7 +1,9 @@
 """STYLE.md section 2: imports only point down the levels; the bottom level imports nothing else from bertkit.
 
-Module-level imports only: `from_pretrained` / `save_pretrained` in model/bert.py import bertkit.weights inside
-the method on purpose (the model stays free of file formats, and users still get Model.from_pretrained).
+Every import counts, nested ones too (an import inside a function is a dependency all the same), and every
+module of the package must sit in a level: a new folder has to be placed here before its imports pass.
+Folders on one level do not import each other (training does not borrow from inference: what both need lives
+a level down, in the engine), and a CLI command does not borrow from another command.
 """
 
 from __future__ import annotations
@@ -11,15 +13,16 @@ from pathlib import Path
 
 PACKAGE = Path(__file__).resolve().parents[1] / "bertkit"
 
-# Higher number = higher level. A module may import from its own level-folder or any lower level.
+# Higher number = higher level. A module may import from its own folder or from any lower level.
 LEVELS = {
     "cli": 6,
     "serving": 5,
     "client": 5,
     "training": 4,
     "inference": 4,
-    "engine": 3,
-    "feature_cache": 3,
+    "export": 4,  # ONNX export and its session: builds on the engine and tasks; serving's onnx backend uses it
+    "engine": 3,  # featurize -> run -> decode; loads and saves task folders
+    "feature_cache": 3,  # the compact feature store keyed by data, tokenizer and task options
     "tasks": 2,
     "weights": 1,
     "data": 1,
@@ -30,40 +33,99 @@ LEVELS = {
     "hub": 0,
     "folder": 0,
 }
+# Bottom-level modules that know only paths and names; the rest of the bottom level may import them.
+PATHS_AND_NAMES = {"hub", "folder"}
+# The CLI dispatcher imports the command modules; commands do not import each other.
+CLI_DISPATCHER = "bertkit/cli/main.py"
+
+
+def module_name(path: Path, package: Path = PACKAGE) -> str:
+    rel = path.relative_to(package.parent).with_suffix("")
+    parts = list(rel.parts)
+    if parts[-1] == "__init__":
+        parts.pop()
+    return ".".join(parts)
+
+
+def imports(path: Path, package_root: Path = PACKAGE) -> list[tuple[str, int]]:
+    """Every bertkit module the file imports, at any depth (functions, methods, TYPE_CHECKING blocks)."""
+    here = module_name(path, package_root).split(".")
+    package = here if path.name == "__init__.py" else here[:-1]
+    found = []
+    for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+        if isinstance(node, ast.Import):
+            found.extend((alias.name, node.lineno) for alias in node.names)
+        elif isinstance(node, ast.ImportFrom):
+            base = node.module or ""
+            if node.level:  # relative: resolve against this module's package
+                anchor = package[: len(package) - node.level + 1]
+                base = ".".join([*anchor, *([base] if base else [])])
+            # `from bertkit import engine` imports the module bertkit.engine
+            found.extend(
+                (f"{base}.{alias.name}" if base == "bertkit" else base, node.lineno) for alias in node.names
+            )
+    return [(m, line) for m, line in found if m.split(".")[0] == "bertkit"]
 
 
 def top_folder(module: str) -> str | None:
     parts = module.split(".")
-    return parts[1] if len(parts) > 1 and parts[0] == "bertkit" else None
+    return parts[1] if len(parts) > 1 else None
 
 
-def module_imports(path: Path) -> list[tuple[str, int]]:
-    tree = ast.parse(path.read_text(encoding="utf-8"))
-    found = []
-    for node in tree.body:  # module level only
-        if isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
-            found.append((node.module, node.lineno))
-        elif isinstance(node, ast.Import):
-            found.extend((alias.name, node.lineno) for alias in node.names)
-        elif isinstance(node, ast.If):  # TYPE_CHECKING blocks count too
-            for sub in ast.walk(node):
-                if isinstance(sub, ast.ImportFrom) and sub.module:
-                    found.append((sub.module, sub.lineno))
-    return found
+def package_files(package: Path = PACKAGE) -> list[Path]:
+    return [
+        p for p in sorted(package.rglob("*.py")) if p != package / "__init__.py"
+    ]  # __init__: the public API
+
+
+def test_every_module_has_a_level():
+    unplaced = sorted({top_folder(module_name(p)) for p in package_files()} - set(LEVELS))
+    assert not unplaced, f"folders/modules with no level in LEVELS: {unplaced}"
+
+
+def violations(package: Path = PACKAGE) -> list[str]:
+    bad = []
+    for path in package_files(package):
+        rel = path.relative_to(package.parent)
+        here = top_folder(module_name(path, package))
+        for module, line in imports(path, package):
+            there = top_folder(module)
+            where = f"{rel}:{line} imports {module} ({here} -> {there})"
+            if there is None or there == here:
+                if here == "cli" and str(rel) != CLI_DISPATCHER and module.startswith("bertkit.cli."):
+                    bad.append(
+                        f"{where}: a command borrows from another command; move the helper to the library"
+                    )
+                continue
+            if there not in LEVELS:
+                bad.append(f"{where}: {there} has no level")
+            elif LEVELS[there] > LEVELS[here]:
+                bad.append(f"{where}: points up")
+            elif LEVELS[there] == LEVELS[here] and not (LEVELS[here] == 0 and there in PATHS_AND_NAMES):
+                bad.append(f"{where}: sideways, between folders of one level")
+    return bad
 
 
 def test_imports_point_down():
-    bad = []
-    for path in sorted(PACKAGE.rglob("*.py")):
-        rel = path.relative_to(PACKAGE.parent)
-        here = rel.parts[1].removesuffix(".py") if len(rel.parts) > 1 else None
-        if here not in LEVELS:  # bertkit/__init__.py re-exports the public API
-            continue
-        for module, line in module_imports(path):
-            there = top_folder(module)
-            if there is None or there == here or there not in LEVELS:
-                continue
-            same_bottom = LEVELS[here] == 0 and LEVELS[there] == 0 and there not in ("hub", "folder")
-            if LEVELS[there] > LEVELS[here] or same_bottom:
-                bad.append(f"{rel}:{line} imports {module} ({here} -> {there})")
-    assert not bad, "imports that point up the levels:\n" + "\n".join(bad)
+    bad = violations()
+    assert not bad, "imports that break the layering:\n" + "\n".join(bad)
+
+
+def test_the_check_sees_what_it_must(tmp_path):
+    """The rule catches a nested import, an upward one, a sideways one and a command borrowing from another."""
+    fake = tmp_path / "bertkit"
+    for rel, text in {
+        "model/bert.py": "def save():\n    from bertkit.weights import load\n",
+        "training/loop.py": "from bertkit.inference.predictor import featurize\n",
+        "cli/eval.py": "def run():\n    from bertkit.cli.train import column\n",
+        "export/onnx.py": "from ..engine import featurize\nfrom bertkit import folder\n",
+    }.items():
+        (fake / rel).parent.mkdir(parents=True, exist_ok=True)
+        (fake / rel).write_text(text)
+    found = "\n".join(violations(fake))
+    assert "bertkit/model/bert.py:2 imports bertkit.weights (model -> weights): points up" in found
+    assert "training/loop.py:1 imports bertkit.inference.predictor (training -> inference): sideways" in found
+    assert "cli/eval.py:2 imports bertkit.cli.train (cli -> cli): a command borrows" in found
+    assert (
+        "export/onnx.py" not in found
+    )  # relative and `from bertkit import x` imports resolve to lower levels

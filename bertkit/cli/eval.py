@@ -31,12 +31,12 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from bertkit.cli.train import column
     from bertkit.inference.predictor import Predictor
     from bertkit.runtime import bf16_weights_prepared
     from bertkit.training.config import TrainConfig
     from bertkit.training.experiment import DataSpec, load_data
     from bertkit.training.loop import evaluate
+    from bertkit.training.options import column
 
     predictor = Predictor.from_pretrained(args.model, batch_size=args.batch_size, device=args.device,
                                           precision=args.precision)  # fmt: skip

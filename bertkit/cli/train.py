@@ -5,15 +5,11 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import json
-import re
 from pathlib import Path
 from typing import Any
 
 from bertkit.training.config import TrainConfig
-
-_DATA_KEYS = {"task", "data_dir", "train_file", "dev_file", "test_file", "dev_split", "reader", "fields",
-              "task_options", "max_train_examples", "max_eval_examples", "rejects"}  # fmt: skip
-
+from bertkit.training.options import column, split_options
 
 HELP = {
     "epochs": "passes over the training data (fractions allowed; default 3)",
@@ -44,11 +40,6 @@ HELP = {
     "feature_cache": "tokenize once into this folder and reuse it in later runs and for every seed: 'auto' "
     "(default: ~/.cache/bertkit/features), a folder, or 'off' (features as lists in memory)",
 }
-
-
-def column(value: str) -> int | str:
-    """'3' or '-1' -> an index; anything else is a header name / JSON field."""
-    return int(value) if re.fullmatch(r"-?\d+", value) else value
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
@@ -154,25 +145,7 @@ def collect(args: argparse.Namespace) -> tuple[dict[str, Any], dict[str, Any], d
         k: v for k, v in vars(args).items() if v is not None and k not in ("config", "command", "verbose")
     }
     options.update(flags)
-    fields = dict(options.pop("fields", {}) or {})
-    for key in ("text", "text_pair", "label", "header"):
-        if key in options:
-            fields[key] = options.pop(key)
-    task_options = dict(options.pop("task_options", {}) or {})
-    for key in ("problem_type", "label_separator", "threshold", "window_stride", "pooling", "main_metric"):
-        if key in options:
-            task_options[key] = options.pop(key)
-    if "labels" in options:
-        labels = options.pop("labels")
-        task_options["labels"] = labels.split(",") if isinstance(labels, str) else list(labels)
-    data = {k: options.pop(k) for k in list(options) if k in _DATA_KEYS}
-    data["fields"], data["task_options"] = fields, task_options
-    run = {
-        k: options.pop(k)
-        for k in ("model", "output_dir", "do_train", "do_eval", "do_predict", "seeds")
-        if k in options
-    }
-    return data, options, run
+    return split_options(options)
 
 
 def run(args: argparse.Namespace) -> int:

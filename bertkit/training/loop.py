@@ -38,7 +38,7 @@ from bertkit.training.checkpoint import (
 )
 from bertkit.training.config import TrainConfig
 from bertkit.training.optim import build_optimizer, clip_gradients, lr_at, set_lr, warmup_steps_for
-from bertkit.training.report import MetricsLog, write_metrics, write_report
+from bertkit.training.report import LossWindow, MetricsLog, write_metrics, write_report
 
 logger = logging.getLogger(__name__)
 
@@ -130,34 +130,6 @@ class Run:
     @property
     def done(self) -> bool:
         return self.state.step >= self.total_steps or self.state.stopped_early
-
-
-class LossWindow:
-    """Mean loss and speed over the steps since the last log line (the loss is summed on the device: no sync)."""
-
-    def __init__(self, device: torch.device):
-        self.loss = torch.zeros((), device=device)
-        self.steps, self.examples, self.seconds = 0, 0, 0.0
-
-    def add(self, loss: Tensor, examples: int, seconds: float) -> None:
-        self.loss += loss
-        self.steps += 1
-        self.examples += examples
-        self.seconds += seconds
-
-    def record(self, state: TrainState, lr: float) -> dict[str, Any]:
-        """The log record of the window (then empty); raises for a loss that is not finite."""
-        mean_loss = float(self.loss) / self.steps
-        if not math.isfinite(mean_loss):
-            raise ValueError(
-                f"the training loss is {mean_loss} at step {state.step}: lower --lr, keep --max-grad-norm, "
-                "or train in fp32"
-            )
-        record = {"type": "train", "step": state.step, "epoch": state.epoch, "loss": mean_loss, "lr": lr,
-                  "examples_per_second": self.examples / max(self.seconds, 1e-9)}  # fmt: skip
-        self.loss.zero_()
-        self.steps, self.examples, self.seconds = 0, 0, 0.0
-        return record
 
 
 def setup(

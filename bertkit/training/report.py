@@ -7,11 +7,14 @@ from __future__ import annotations
 
 import json
 import logging
+import math
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 import numpy as np
+import torch
+from torch import Tensor
 
 logger = logging.getLogger(__name__)
 
@@ -154,3 +157,31 @@ def write_report(
             if path:
                 written.append(path)
     return written
+
+
+class LossWindow:
+    """Mean loss and speed over the steps since the last log line (the loss is summed on the device: no sync)."""
+
+    def __init__(self, device: torch.device):
+        self.loss = torch.zeros((), device=device)
+        self.steps, self.examples, self.seconds = 0, 0, 0.0
+
+    def add(self, loss: Tensor, examples: int, seconds: float) -> None:
+        self.loss += loss
+        self.steps += 1
+        self.examples += examples
+        self.seconds += seconds
+
+    def record(self, state: Any, lr: float) -> dict[str, Any]:  # state: a TrainState
+        """The log record of the window (then empty); raises for a loss that is not finite."""
+        mean_loss = float(self.loss) / self.steps
+        if not math.isfinite(mean_loss):
+            raise ValueError(
+                f"the training loss is {mean_loss} at step {state.step}: lower --lr, keep --max-grad-norm, "
+                "or train in fp32"
+            )
+        record = {"type": "train", "step": state.step, "epoch": state.epoch, "loss": mean_loss, "lr": lr,
+                  "examples_per_second": self.examples / max(self.seconds, 1e-9)}  # fmt: skip
+        self.loss.zero_()
+        self.steps, self.examples, self.seconds = 0, 0, 0.0
+        return record
