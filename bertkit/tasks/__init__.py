@@ -1,7 +1,7 @@
 """The task registry: task families (one file each) and dataset presets (official file layouts), both explicit.
 
-A new family adds one FAMILIES line ("name": "module:Class", imported only when used); a new dataset adds
-one PRESETS entry. `bertkit train --task NAME` looks NAME up in PRESETS first, then in FAMILIES.
+A new family adds one FAMILIES line ("name": "module:Class", imported only when used; or the TaskBase subclass
+itself, for a family defined outside the package); a new dataset adds one PRESETS entry. `bertkit train --task NAME` looks NAME up in PRESETS first, then in FAMILIES.
 """
 
 from __future__ import annotations
@@ -13,7 +13,7 @@ from typing import Any
 from bertkit.data.readers import READERS
 from bertkit.tasks.base import Feature, Preset, Task
 
-FAMILIES: dict[str, str] = {
+FAMILIES: dict[str, str | type[Task]] = {
     "classification": "bertkit.tasks.classification:ClassificationTask",
     "tagging": "bertkit.tasks.tagging:TaggingTask",
     "qa": "bertkit.tasks.qa:QATask",
@@ -148,7 +148,10 @@ def task_class(family: str) -> type:
     """The class of a task family, imported on first use."""
     if family not in FAMILIES:
         raise ValueError(f"unknown task family {family!r}; known: {', '.join(sorted(FAMILIES))}")
-    module, _, cls = FAMILIES[family].partition(":")
+    entry = FAMILIES[family]
+    if isinstance(entry, type):
+        return entry
+    module, _, cls = entry.partition(":")
     return getattr(importlib.import_module(module), cls)
 
 
