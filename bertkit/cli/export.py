@@ -40,8 +40,8 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from bertkit.cli.predict import read_inputs
     from bertkit.export.onnx import export_onnx
+    from bertkit.inference.predictor import read_inputs
 
     inputs = dict(read_inputs(args.check_inputs)) if args.check_inputs else None
     report = export_onnx(

@@ -5,7 +5,6 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-from pathlib import Path
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
@@ -26,34 +25,9 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
                    "C++ compiler): about 2x faster on CPU for large inputs")  # fmt: skip
 
 
-def read_inputs(path: str) -> list[tuple[str, dict]]:
-    """(source, object) per non-blank line; a line that is not a JSON object raises with its line number."""
-    stream = sys.stdin if path == "-" else None
-    if stream is None and not Path(path).is_file():
-        raise FileNotFoundError(f"--input {path} does not exist")
-    text = stream.read() if stream is not None else Path(path).read_text(encoding="utf-8")
-    name = "<stdin>" if path == "-" else path
-    out = []
-    for number, line in enumerate(text.splitlines(), start=1):
-        if not line.strip():
-            continue
-        try:
-            obj = json.loads(line)
-        except json.JSONDecodeError as err:
-            raise ValueError(
-                f"{name}:{number}: not valid JSON ({err.msg}); each line must be one JSON object"
-            ) from None
-        if isinstance(obj, str):
-            obj = {"text": obj}  # a bare JSON string is a text
-        if not isinstance(obj, dict):
-            raise ValueError(f'{name}:{number}: expected a JSON object like {{"text": ...}}')
-        out.append((f"{name}:{number}", obj))
-    return out
-
-
 def run(args: argparse.Namespace) -> int:
     from bertkit import runtime as rt_mod
-    from bertkit.inference.predictor import Predictor
+    from bertkit.inference.predictor import Predictor, read_inputs
     from bertkit.inference.ranks import predict_ranked
 
     runtime = rt_mod.start(args.device)  # under torchrun: every rank predicts its share of the lines

@@ -6,7 +6,9 @@ The engine (bertkit.engine.Engine) does featurize -> run -> decode; the Predicto
 
 from __future__ import annotations
 
+import json
 import logging
+import sys
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -51,3 +53,28 @@ class Predictor(Engine):
     def predict(self, inputs: Sequence[Mapping[str, Any]]) -> list[dict]:
         """One prediction per input dict, in input order (batched and length-sorted internally)."""
         return self.predict_examples(self.examples(inputs))
+
+
+def read_inputs(path: str) -> list[tuple[str, dict]]:
+    """The JSON-lines input of `bertkit predict` (a file or "-" for stdin): (source, object) per non-blank line; a line that is not a JSON object raises with its line number."""
+    stream = sys.stdin if path == "-" else None
+    if stream is None and not Path(path).is_file():
+        raise FileNotFoundError(f"--input {path} does not exist")
+    text = stream.read() if stream is not None else Path(path).read_text(encoding="utf-8")
+    name = "<stdin>" if path == "-" else path
+    out = []
+    for number, line in enumerate(text.splitlines(), start=1):
+        if not line.strip():
+            continue
+        try:
+            obj = json.loads(line)
+        except json.JSONDecodeError as err:
+            raise ValueError(
+                f"{name}:{number}: not valid JSON ({err.msg}); each line must be one JSON object"
+            ) from None
+        if isinstance(obj, str):
+            obj = {"text": obj}  # a bare JSON string is a text
+        if not isinstance(obj, dict):
+            raise ValueError(f'{name}:{number}: expected a JSON object like {{"text": ...}}')
+        out.append((f"{name}:{number}", obj))
+    return out
