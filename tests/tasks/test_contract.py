@@ -142,21 +142,10 @@ def test_save_load_gives_the_same_predictions(case, tmp_path, tiny, tokenizer):
     assert featurize(task, examples, tokenizer, MAX_LEN)[-1]["example_index"] == len(examples) - 1
 
 
-# The CRF and LSTM-CRF heads until export carries the whole head (issue 10 item 1, the `export` part): strict, so
-# the day export is faithful these cases pass and the marker must go.
-HEAD_NOT_EXPORTED = pytest.mark.xfail(
-    strict=True, reason="export drops the LSTM/CRF head (being fixed in export)"
-)
-
-
 @pytest.mark.slow
 @pytest.mark.parametrize(
     "case",
-    [
-        pytest.param(c, marks=HEAD_NOT_EXPORTED) if c.endswith("crf") else c
-        for c, v in sorted(CASES.items())
-        if v[3]
-    ],
+    [c for c, v in sorted(CASES.items()) if v[3]],
 )
 def test_export_gives_the_same_predictions(case, tmp_path, tiny, tokenizer):
     """~10 s per case on 2 cores: the tiny model exported by bertkit's export API and run by onnxruntime."""

@@ -1,5 +1,5 @@
 """A new task family with its own head is one file plus registry lines: this file defines a span-pointer head and
-task, registers them from the test (FAMILIES, MODEL_CLASSES), and runs train -> save -> load -> predict -> export
+task, registers them from the test (FAMILIES, MODEL_CLASSES, export VIEWS), and runs train -> save -> load -> predict -> export
 -> serve through bertkit's generic paths, with no other change to the package.
 
 The toy task: point at the one word of a sentence that names a sentiment ("the plot was awful" -> "awful").
@@ -154,9 +154,14 @@ def examples(n: int, seed: int) -> list[PointerExample]:
 
 @pytest.fixture
 def registered(monkeypatch: pytest.MonkeyPatch) -> None:
-    """The two registry lines a packaged family would add."""
+    """The registry lines a packaged family would add: the task family, the model class, its export view."""
+    from bertkit.export.views import VIEWS, TokenView
+
     monkeypatch.setitem(FAMILIES, SpanPointerTask.name, SpanPointerTask)
     monkeypatch.setitem(MODEL_CLASSES, BertForSpanPointer.__name__, BertForSpanPointer)
+    monkeypatch.setitem(
+        VIEWS, BertForSpanPointer.__name__, TokenView
+    )  # (B, T, 2) logits, like a token classifier
 
 
 @pytest.mark.slow
