@@ -78,13 +78,19 @@ class Embeddings(nn.Module):
         b, t = input_ids.shape
         return torch.arange(t, device=input_ids.device).expand(b, t)
 
-    def forward(self, input_ids: Tensor, token_type_ids: Tensor, position_ids: Tensor) -> Tensor:
-        """Ids of any shape (...,) -> (..., H)."""
+    def forward(
+        self, input_ids: Tensor, token_type_ids: Tensor, position_ids: Tensor, task_type_ids: Tensor | None = None
+    ) -> Tensor:
+        """Ids of any shape (...,) -> (..., H). task_type_ids: ERNIE's, task 0 everywhere when None."""
         x = self.word_embeddings(input_ids) + self.position_embeddings(position_ids)
         if self.token_type_embeddings is not None:
             x = x + self.token_type_embeddings(token_type_ids)
         if self.task_type_embeddings is not None:  # ERNIE: task 0 unless told otherwise, as in transformers
-            x = x + self.task_type_embeddings.weight[0]
+            x = x + (
+                self.task_type_embeddings.weight[0]
+                if task_type_ids is None
+                else self.task_type_embeddings(task_type_ids)
+            )
         x = self.dropout(self.norm(x))
         return self.project(x) if self.project is not None else x
 
@@ -261,9 +267,19 @@ class BertModel(PretrainedBert):
         attention_mask: Tensor | None = None,
         position_ids: Tensor | None = None,
         output_hidden_states: bool = False,
+        task_type_ids: Tensor | None = None,
     ) -> EncoderOutput:
-        """input_ids, token_type_ids, attention_mask: (B, T) -> EncoderOutput."""
+        """input_ids, token_type_ids, attention_mask, task_type_ids: (B, T) -> EncoderOutput.
+
+        task_type_ids: ERNIE's task types (task 0 when None, as transformers' ErnieModel); a model without a
+        task-type table refuses them rather than ignore them.
+        """
         b, t = input_ids.shape
+        if task_type_ids is not None and self.embeddings.task_type_embeddings is None:
+            raise ValueError(
+                "task_type_ids given, but this model has no task-type embeddings (only ERNIE with use_task_id "
+                "has them)"
+            )
         if t > self.embeddings.max_length:
             raise ValueError(
                 f"sequence length {t} exceeds the {self.embeddings.max_length} positions of the model "
@@ -275,10 +291,13 @@ class BertModel(PretrainedBert):
             position_ids = self.embeddings.position_ids(input_ids)
         packing = None if attention_mask is None else packing_from_mask(attention_mask)
         if packing is None:
-            x = self.embeddings(input_ids, token_type_ids, position_ids)
+            x = self.embeddings(input_ids, token_type_ids, position_ids, task_type_ids)
         else:
             x = self.embeddings(
-                unpad(input_ids, packing), unpad(token_type_ids, packing), unpad(position_ids, packing)
+                unpad(input_ids, packing),
+                unpad(token_type_ids, packing),
+                unpad(position_ids, packing),
+                None if task_type_ids is None else unpad(task_type_ids, packing),
             )
         outputs = self.encoder(x, packing, keep_all=output_hidden_states)
         if packing is not None:

@@ -103,8 +103,10 @@ class BertForPreTraining(_MaskedLMMixin, PretrainedBert):
         token_type_ids: Tensor | None = None,
         attention_mask: Tensor | None = None,
         masked_positions: Tensor | None = None,
+        *,
+        task_type_ids: Tensor | None = None,
     ) -> PretrainingLogits:
-        out = self.bert(input_ids, token_type_ids, attention_mask)
+        out = self.bert(input_ids, token_type_ids, attention_mask, task_type_ids=task_type_ids)
         return PretrainingLogits(
             self._mlm(out.last_hidden_state, masked_positions), self.nsp(out.pooled_output)
         )
@@ -130,9 +132,11 @@ class BertForMaskedLM(_MaskedLMMixin, PretrainedBert):
         token_type_ids: Tensor | None = None,
         attention_mask: Tensor | None = None,
         masked_positions: Tensor | None = None,
+        *,
+        task_type_ids: Tensor | None = None,
     ) -> Tensor:
         """-> (B, P, V) at masked_positions when given, else (B, T, V)."""
-        out = self.bert(input_ids, token_type_ids, attention_mask)
+        out = self.bert(input_ids, token_type_ids, attention_mask, task_type_ids=task_type_ids)
         return self._mlm(out.last_hidden_state, masked_positions)
 
 
@@ -150,10 +154,15 @@ class BertForNextSentencePrediction(PretrainedBert):
         return NSP_ROWS
 
     def forward(
-        self, input_ids: Tensor, token_type_ids: Tensor | None = None, attention_mask: Tensor | None = None
+        self,
+        input_ids: Tensor,
+        token_type_ids: Tensor | None = None,
+        attention_mask: Tensor | None = None,
+        *,
+        task_type_ids: Tensor | None = None,
     ) -> Tensor:
         """-> (B, 2)."""
-        return self.nsp(self.bert(input_ids, token_type_ids, attention_mask).pooled_output)
+        return self.nsp(self.bert(input_ids, token_type_ids, attention_mask, task_type_ids=task_type_ids).pooled_output)
 
 
 class BertForSequenceClassification(PretrainedBert):
@@ -173,11 +182,16 @@ class BertForSequenceClassification(PretrainedBert):
         return CLASSIFIER_ROWS
 
     def forward(
-        self, input_ids: Tensor, token_type_ids: Tensor | None = None, attention_mask: Tensor | None = None
+        self,
+        input_ids: Tensor,
+        token_type_ids: Tensor | None = None,
+        attention_mask: Tensor | None = None,
+        *,
+        task_type_ids: Tensor | None = None,
     ) -> Tensor:
         """-> (B, L)."""
         return self.classifier(
-            self.dropout(self.bert(input_ids, token_type_ids, attention_mask).pooled_output)
+            self.dropout(self.bert(input_ids, token_type_ids, attention_mask, task_type_ids=task_type_ids).pooled_output)
         )
 
 
@@ -198,14 +212,21 @@ class BertForMultipleChoice(PretrainedBert):
         return CLASSIFIER_ROWS
 
     def forward(
-        self, input_ids: Tensor, token_type_ids: Tensor | None = None, attention_mask: Tensor | None = None
+        self,
+        input_ids: Tensor,
+        token_type_ids: Tensor | None = None,
+        attention_mask: Tensor | None = None,
+        *,
+        task_type_ids: Tensor | None = None,
     ) -> Tensor:
         b, c, t = input_ids.shape
 
         def flat(x: Tensor | None) -> Tensor | None:
             return None if x is None else x.reshape(b * c, t)
 
-        pooled = self.bert(flat(input_ids), flat(token_type_ids), flat(attention_mask)).pooled_output
+        pooled = self.bert(
+            flat(input_ids), flat(token_type_ids), flat(attention_mask), task_type_ids=flat(task_type_ids)
+        ).pooled_output
         return self.classifier(self.dropout(pooled)).view(b, c)
 
 
@@ -224,10 +245,15 @@ class BertForTokenClassification(PretrainedBert):
         return CLASSIFIER_ROWS
 
     def forward(
-        self, input_ids: Tensor, token_type_ids: Tensor | None = None, attention_mask: Tensor | None = None
+        self,
+        input_ids: Tensor,
+        token_type_ids: Tensor | None = None,
+        attention_mask: Tensor | None = None,
+        *,
+        task_type_ids: Tensor | None = None,
     ) -> Tensor:
         """-> (B, T, L)."""
-        hidden = self.bert(input_ids, token_type_ids, attention_mask).last_hidden_state
+        hidden = self.bert(input_ids, token_type_ids, attention_mask, task_type_ids=task_type_ids).last_hidden_state
         return self.classifier(self.dropout(hidden))
 
 
@@ -245,9 +271,14 @@ class BertForQuestionAnswering(PretrainedBert):
         return QA_ROWS
 
     def forward(
-        self, input_ids: Tensor, token_type_ids: Tensor | None = None, attention_mask: Tensor | None = None
+        self,
+        input_ids: Tensor,
+        token_type_ids: Tensor | None = None,
+        attention_mask: Tensor | None = None,
+        *,
+        task_type_ids: Tensor | None = None,
     ) -> SpanLogits:
-        logits = self.qa(self.bert(input_ids, token_type_ids, attention_mask).last_hidden_state)
+        logits = self.qa(self.bert(input_ids, token_type_ids, attention_mask, task_type_ids=task_type_ids).last_hidden_state)
         start, end = logits.unbind(-1)
         return SpanLogits(start, end)
 
@@ -279,7 +310,12 @@ class FirstTokenClassifier(PretrainedBert):
         return linear("dense", self.hf_dense, None) + linear("out", self.hf_out, None)
 
     def forward(
-        self, input_ids: Tensor, token_type_ids: Tensor | None = None, attention_mask: Tensor | None = None
+        self,
+        input_ids: Tensor,
+        token_type_ids: Tensor | None = None,
+        attention_mask: Tensor | None = None,
+        *,
+        task_type_ids: Tensor | None = None,
     ) -> Tensor:
         """-> (B, L), or (B, C) for choices."""
         shape = input_ids.shape
@@ -289,7 +325,8 @@ class FirstTokenClassifier(PretrainedBert):
                 return None if x is None else x.reshape(-1, shape[-1])
 
             input_ids, token_type_ids, attention_mask = flat(input_ids), flat(token_type_ids), flat(attention_mask)
-        x = self.bert(input_ids, token_type_ids, attention_mask).last_hidden_state[:, 0]
+            task_type_ids = flat(task_type_ids)
+        x = self.bert(input_ids, token_type_ids, attention_mask, task_type_ids=task_type_ids).last_hidden_state[:, 0]
         if self.dropout_first:
             x = self.dropout(x)
         x = self.out(self.dropout(activation(self.act)(self.dense(x))))

@@ -68,10 +68,15 @@ class BertForTagging(PretrainedBert):
         return rows
 
     def forward(
-        self, input_ids: Tensor, token_type_ids: Tensor | None = None, attention_mask: Tensor | None = None
+        self,
+        input_ids: Tensor,
+        token_type_ids: Tensor | None = None,
+        attention_mask: Tensor | None = None,
+        *,
+        task_type_ids: Tensor | None = None,
     ) -> Tensor:
         """-> label scores (B, T, L): logits for softmax, CRF emissions otherwise."""
-        hidden = self.bert(input_ids, token_type_ids, attention_mask).last_hidden_state
+        hidden = self.bert(input_ids, token_type_ids, attention_mask, task_type_ids=task_type_ids).last_hidden_state
         if self.lstm is not None:
             hidden = self._lstm(self.dropout(hidden), attention_mask)
         return self.classifier(self.dropout(hidden))

@@ -196,3 +196,45 @@ def test_hidden_act_variants_match_transformers(name):
 
     x = torch.linspace(-6, 6, 2001)
     torch.testing.assert_close(activation(name)(x), ACT2FN[name](x), atol=1e-6, rtol=0)
+
+
+@pytest.mark.parametrize(
+    "kind", [k if k in ("base", "token_classification") else pytest.param(k, marks=pytest.mark.slow)
+             for k in family("ernie").heads]  # fmt: skip
+)
+def test_ernie_task_type_ids_flow_like_transformers(tmp_path, kind):
+    """Non-zero task_type_ids reach ERNIE's task-type table through the encoder and every head, as in
+    transformers' Ernie* models; task 0 is what both use when none are given."""
+    hf_config = CONFIGS["ernie"]()
+    if kind in ("sequence_classification", "token_classification"):
+        hf_config.num_labels = 3
+    torch.manual_seed(0)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        theirs = getattr(transformers, AUTO[kind]).from_config(hf_config).eval()
+    theirs.save_pretrained(tmp_path)
+    ours, report = load_pretrained(tmp_path, model_for(BertConfig.from_json(tmp_path / "config.json"), kind))
+    assert report.initialized == () and report.unused == ()
+    table = getattr(ours, "bert", ours).embeddings.task_type_embeddings.weight
+    assert torch.equal(table, theirs.base_model.embeddings.task_type_embeddings.weight)
+    batch = inputs(hf_config, kind == "multiple_choice")
+    task_types = torch.randint(0, 3, batch["input_ids"].shape, generator=torch.Generator().manual_seed(1))
+    assert task_types.unique().tolist() == [0, 1, 2]
+    mask = batch["attention_mask"].reshape(-1, 9)[:2] if kind == "multiple_choice" else batch["attention_mask"]
+    # ErnieForMultipleChoice documents (B, C, T) task_type_ids but does not flatten them (transformers 5.x):
+    # it is given the flattened ones it can add, bertkit the documented shape
+    given = task_types.reshape(-1, 9) if kind == "multiple_choice" else task_types
+    with torch.no_grad():
+        expected = outputs(kind, theirs(**batch, task_type_ids=given), theirs=True)
+        got = outputs(kind, ours(**batch, task_type_ids=task_types), theirs=False)
+        compare(kind, got, expected, mask)
+        zeros = outputs(kind, ours(**batch, task_type_ids=torch.zeros_like(task_types)), theirs=False)
+        compare(kind, outputs(kind, ours(**batch), theirs=False), zeros, mask)
+        assert not torch.allclose(got[0], zeros[0])  # the task types changed the outputs
+
+
+def test_task_type_ids_are_refused_by_a_model_without_task_types():
+    config = BertConfig.from_dict(CONFIGS["bert"]().to_dict())
+    model = model_for(config, "base")(config)
+    with pytest.raises(ValueError, match="no task-type embeddings"):
+        model(torch.ones(1, 4, dtype=torch.long), task_type_ids=torch.zeros(1, 4, dtype=torch.long))

@@ -82,10 +82,15 @@ class ElectraForPreTraining(PretrainedBert):
         )
 
     def forward(
-        self, input_ids: Tensor, token_type_ids: Tensor | None = None, attention_mask: Tensor | None = None
+        self,
+        input_ids: Tensor,
+        token_type_ids: Tensor | None = None,
+        attention_mask: Tensor | None = None,
+        *,
+        task_type_ids: Tensor | None = None,
     ) -> Tensor:
         """-> (B, T) logits."""
-        hidden = self.bert(input_ids, token_type_ids, attention_mask).last_hidden_state
+        hidden = self.bert(input_ids, token_type_ids, attention_mask, task_type_ids=task_type_ids).last_hidden_state
         return self.prediction(self.act(self.dense(hidden))).squeeze(-1)
 
 
