@@ -12,6 +12,7 @@ from torch import Tensor, nn
 
 from bertkit.model.bert import BertModel, PretrainedBert, activation
 from bertkit.model.config import BertConfig
+from bertkit.model.families import family_of
 from bertkit.model.rows import Row, linear, norm
 
 
@@ -56,7 +57,13 @@ QA_ROWS = [
 ]
 
 
-def _classifier_dropout(config: BertConfig) -> nn.Dropout:
+def _classifier_dropout(config: BertConfig, kind: str | None = None) -> nn.Dropout:
+    """The dropout before a head's classifier: classifier_dropout (else hidden_dropout_prob), unless the family
+    names another config field for this head kind (Family.head_dropout), as transformers' class reads it."""
+    source = family_of(config).head_dropout.get(kind) if kind else None
+    if source is not None:
+        name, default = source
+        return nn.Dropout(getattr(config, name) if hasattr(config, name) else dict(config.extras).get(name, default))
     p = config.classifier_dropout if config.classifier_dropout is not None else config.hidden_dropout_prob
     return nn.Dropout(p)
 
@@ -237,7 +244,7 @@ class BertForTokenClassification(PretrainedBert):
         super().__init__()
         self.config = config
         self.bert = BertModel(config, add_pooling_layer=False)
-        self.dropout = _classifier_dropout(config)
+        self.dropout = _classifier_dropout(config, "token_classification")
         self.classifier = nn.Linear(config.hidden_size, config.num_labels)
         self.init_weights()
 
@@ -264,6 +271,9 @@ class BertForQuestionAnswering(PretrainedBert):
         super().__init__()
         self.config = config
         self.bert = BertModel(config, add_pooling_layer=False)
+        # no dropout in BERT's QA head; a family may have one (DistilBERT's qa_dropout)
+        has_dropout = "question_answering" in family_of(config).head_dropout
+        self.dropout = _classifier_dropout(config, "question_answering") if has_dropout else nn.Identity()
         self.qa = nn.Linear(config.hidden_size, 2)
         self.init_weights()
 
@@ -278,7 +288,8 @@ class BertForQuestionAnswering(PretrainedBert):
         *,
         task_type_ids: Tensor | None = None,
     ) -> SpanLogits:
-        logits = self.qa(self.bert(input_ids, token_type_ids, attention_mask, task_type_ids=task_type_ids).last_hidden_state)
+        hidden = self.bert(input_ids, token_type_ids, attention_mask, task_type_ids=task_type_ids).last_hidden_state
+        logits = self.qa(self.dropout(hidden))
         start, end = logits.unbind(-1)
         return SpanLogits(start, end)
 

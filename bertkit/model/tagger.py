@@ -48,7 +48,7 @@ class BertForTagging(PretrainedBert):
         self.head = head
         h = config.hidden_size
         self.bert = BertModel(config, add_pooling_layer=False)
-        self.dropout = _classifier_dropout(config)
+        self.dropout = _classifier_dropout(config, "token_classification")
         self.lstm: nn.LSTM | None = None
         if head == "lstm_crf":
             if h % 2:

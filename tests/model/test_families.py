@@ -238,3 +238,21 @@ def test_task_type_ids_are_refused_by_a_model_without_task_types():
     model = model_for(config, "base")(config)
     with pytest.raises(ValueError, match="no task-type embeddings"):
         model(torch.ones(1, 4, dtype=torch.long), task_type_ids=torch.zeros(1, 4, dtype=torch.long))
+
+
+def test_distilbert_head_dropouts_read_the_config_fields_transformers_reads():
+    """Train-mode outputs are random, so parity cannot show it: each DistilBERT head drops out with the p of the
+    field transformers' class reads (token classifier: `dropout`, not `seq_classif_dropout`; QA: `qa_dropout`;
+    sequence classifier and multiple choice: `seq_classif_dropout`), given three different values."""
+    from bertkit.model.tagger import BertForTagging
+
+    hf_config = CONFIGS["distilbert"]()
+    hf_config.dropout, hf_config.seq_classif_dropout, hf_config.qa_dropout = 0.11, 0.22, 0.33
+    config = BertConfig.from_dict(hf_config.to_dict())
+    for kind in ("token_classification", "question_answering", "sequence_classification", "multiple_choice"):
+        theirs = getattr(transformers, AUTO[kind]).from_config(hf_config).dropout.p
+        ours = model_for(config, kind)(config).dropout.p
+        assert ours == theirs, kind
+    assert BertForTagging(config, head="crf").dropout.p == 0.11  # the tagging task's model: the token classifier's
+    bert = BertConfig.from_dict(CONFIGS["bert"]().to_dict())
+    assert isinstance(model_for(bert, "question_answering")(bert).dropout, torch.nn.Identity)  # as BertForQA

@@ -72,6 +72,10 @@ class Family:
     pooler: bool = True  # does the encoder have a pooler (BertModel's add_pooling_layer default)
     tied: tuple[str, ...] = ()  # source keys that are tied copies (never read, never written)
     tokenizer: str = "wordpiece"
+    # head kind -> (config field or kept key, its default) whose value is the dropout p transformers applies
+    # before that head's classifier, where the family differs from BERT's classifier_dropout: DistilBERT's
+    # token classifier reads `dropout`, its QA head `qa_dropout` (BERT's QA head has no dropout).
+    head_dropout: dict[str, tuple[str, float]] = field(default_factory=dict)
 
     @property
     def name(self) -> str:

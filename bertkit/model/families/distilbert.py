@@ -98,4 +98,7 @@ DISTILBERT = Family(
     },
     pooler=False,
     tied=("vocab_projector.weight",),
+    # transformers: DistilBertForTokenClassification drops out with config.dropout (not seq_classif_dropout),
+    # DistilBertForQuestionAnswering with qa_dropout
+    head_dropout={"token_classification": ("hidden_dropout_prob", 0.1), "question_answering": ("qa_dropout", 0.1)},
 )
