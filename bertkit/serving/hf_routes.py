@@ -23,13 +23,6 @@ from bertkit.serving import pipelines, submit, tei_routes
 from bertkit.serving.http import json_response, read_json, validate
 
 
-def _join(tokens: list[str]) -> str:
-    """transformers' convert_tokens_to_string for a WordPiece tokenizer (its decoder, with clean-up)."""
-    from tokenizers import decoders
-
-    return decoders.WordPiece(prefix="##", cleanup=True).decode(tokens)
-
-
 async def token_classification(server: Any, data: dict[str, Any]) -> Response:
     backend = server.backend
     inputs, params = data.get("inputs"), data.get("parameters") or {}
@@ -70,7 +63,10 @@ async def token_classification(server: Any, data: dict[str, Any]) -> Response:
             pipelines.merge_windows(len(pieces), spans, window_scores).astype(np.float64)
         )
         results.append(
-            pipelines.token_entities(text, pieces, probs, labels, strategy, _join, tok.unk_token_id, ignore)
+            pipelines.token_entities(
+                text, pieces, probs, labels, strategy, tok.convert_tokens_to_string, tok.unk_token_id, ignore,
+                word_aware=tok.word_aware,
+            )
         )
     return json_response(results[0] if isinstance(inputs, str) else results)
 

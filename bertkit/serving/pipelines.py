@@ -110,12 +110,16 @@ def token_entities(
     labels: Sequence[str],
     strategy: str,
     join: Callable[[list[str]], str],
-    unk_id: int,
+    unk_id: int | None,
     ignore_labels: Sequence[str] = ("O",),
+    word_aware: bool = True,
 ) -> list[dict[str, Any]]:
     """transformers' TokenClassificationPipeline.postprocess for one text.
 
-    scores: (N, L) probabilities, one row per piece. join: the tokenizer's convert_tokens_to_string.
+    scores: (N, L) probabilities, one row per piece. join: the tokenizer's convert_tokens_to_string, which
+    makes each word's text as the pipeline does (WordPiece glues ``##``; byte-level BPE and SentencePiece
+    decode ``Ġ`` / ``▁`` to spaces). word_aware: the tokenizer's pieces mark continuations (WordPiece), so a
+    piece longer than its text is a subword; else a piece is a subword when no space is next to its start.
     none -> [{entity, score, index, word, start, end}] per piece (index counts [CLS] as 0);
     simple | first | average | max -> [{entity_group, score, word, start, end}].
     """
@@ -123,7 +127,11 @@ def token_entities(
         raise ValueError(f"aggregation_strategy must be one of {', '.join(STRATEGIES)}, not {strategy!r}")
     pre = []
     for i, piece in enumerate(pieces):
-        word, is_subword = piece.token, len(piece.token) != piece.end - piece.start
+        word = piece.token
+        if word_aware:
+            is_subword = len(word) != piece.end - piece.start
+        else:  # the pipeline's fallback heuristic for tokenizers without word continuations
+            is_subword = piece.start > 0 and " " not in text[piece.start - 1 : piece.start + 1]
         if piece.id == unk_id:
             word, is_subword = text[piece.start : piece.end], False
         pre.append({"word": word, "scores": scores[i], "start": piece.start, "end": piece.end, "index": i + 1,

@@ -133,6 +133,17 @@ class SubwordTokenizer(Tokenizer):
         """Text of ids through the pipeline's decoder (byte-level or SentencePiece's ``▁`` spaces)."""
         return self._pipeline.rust.decode(as_list(ids), skip_special_tokens=skip_special_tokens)
 
+    @property
+    def word_aware(self) -> bool:
+        """Only a model with a continuing-subword prefix marks continuations (byte-level BPE and
+        SentencePiece mark word starts instead), as transformers' pipeline asks it."""
+        return bool(getattr(self._pipeline.rust.model, "continuing_subword_prefix", None))
+
+    def convert_tokens_to_string(self, tokens: Sequence[str]) -> str:
+        """Tokens -> text through the pipeline's decoder (``Ġ`` / ``▁`` become spaces), as transformers does."""
+        decoder = self._pipeline.rust.decoder
+        return decoder.decode(list(tokens)) if decoder is not None else " ".join(tokens)
+
     def add_tokens(self, words: Iterable[str]) -> int:
         raise ValueError(
             f"vocabulary extension needs a WordPiece vocab (vocab.txt); this tokenizer is {self.kind}"

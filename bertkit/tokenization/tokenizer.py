@@ -174,6 +174,20 @@ class Tokenizer:
         tokens = [self._token(i) for i in as_list(ids) if not (skip_special_tokens and i in specials)]
         return " ".join(tokens).replace(" ##", "").strip()
 
+    @property
+    def word_aware(self) -> bool:
+        """Do the pieces mark word continuations (WordPiece's ``##``)? transformers' token-classification
+        pipeline then tells a subword by its length against its text, else by the characters around it."""
+        return True
+
+    def convert_tokens_to_string(self, tokens: Sequence[str]) -> str:
+        """Tokens -> text as transformers' fast tokenizer joins them (its decoder): WordPiece glues ``##``
+        pieces and removes the space before punctuation. Example: ["una", "##ffa", "##ble", "!"] -> "unaffable!"
+        """
+        from tokenizers import decoders
+
+        return decoders.WordPiece(prefix="##", cleanup=True).decode(list(tokens))
+
     def add_tokens(self, words: Iterable[str]) -> int:
         """Add words to the vocab, each into the next ``[unusedN]`` slot, else at the end; returns how many were new.
 

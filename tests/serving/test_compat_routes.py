@@ -3,6 +3,8 @@
 
 from __future__ import annotations
 
+import warnings
+
 import numpy as np
 import pytest
 import torch
@@ -54,6 +56,67 @@ def test_token_classification_equals_the_transformers_pipeline(ner_url, ner_dir,
             "/predict", json={"inputs": NER_TEXTS, "parameters": {"aggregation_strategy": strategy}}
         )
         assert [len(x) for x in batch.json()] == [len(pipe(t)) for t in NER_TEXTS]
+
+
+SUBWORD_NER_TEXTS = [
+    "John Smith lives in Paris with Mary",
+    "unaffable bankers met Peter Blackburn in the city of London yesterday, didn't they?",
+    "Café owners in Zürich (and São Paulo) rejected the EU's call.",
+]
+
+
+@pytest.fixture(scope="module", params=["roberta", "albert"])
+def subword_ner_dir(request, subword_dirs, tmp_path_factory):
+    """A tiny random RoBERTa (byte-level BPE) or ALBERT (SentencePiece) tagger, sharpened like ner_dir."""
+    import shutil
+    import warnings
+
+    from bertkit.tasks import build_task
+    from bertkit.tokenization import Tokenizer
+    from bertkit.training.checkpoint import save_model_folder
+    from bertkit.training.config import TrainConfig
+
+    family = request.param
+    base = tmp_path_factory.mktemp(f"{family}-base")
+    for f in subword_dirs[family].iterdir():
+        shutil.copyfile(f, base / f.name)
+    tokenizer = Tokenizer.from_pretrained(base)
+    size = dict(vocab_size=tokenizer.vocab_size, hidden_size=24, num_hidden_layers=2, num_attention_heads=3,
+                intermediate_size=37, pad_token_id=tokenizer.pad_token_id)  # fmt: skip
+    if family == "roberta":
+        config = transformers.RobertaConfig(**size, max_position_embeddings=66, type_vocab_size=1)
+    else:
+        config = transformers.AlbertConfig(**size, embedding_size=16, max_position_embeddings=64)
+    torch.manual_seed(3)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        transformers.AutoModel.from_config(config).save_pretrained(base)
+    task = build_task("tagging", {"labels": ["O", "B-PER", "I-PER", "B-LOC", "I-LOC"]})
+    model, _ = task.build_model(str(base))
+    with torch.no_grad():
+        model.classifier.weight.mul_(20)
+    out = tmp_path_factory.mktemp(f"{family}-ner") / "tagger"
+    save_model_folder(out, model, tokenizer, task, TrainConfig(max_seq_length=64))
+    return out
+
+
+def test_subword_token_classification_words_equal_the_pipeline(subword_ner_dir, serve, http):
+    """RoBERTa's `Ġ` and ALBERT's `▁` pieces, every aggregation strategy: the `word` of each entity (and which
+    pieces make a word) is the pipeline's, not WordPiece's join (which left the markers in, 8 of 10 cases)."""
+    with serve(ServeConfig(model=str(subword_ner_dir), max_length=64)) as url, http(url) as c:
+        for strategy in ["none", "simple", "first", "average", "max"]:
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")  # the pipeline warns that BPE / SentencePiece have no real words
+                pipe = transformers.pipeline(
+                    "token-classification", model=str(subword_ner_dir), aggregation_strategy=strategy
+                )
+                wants = [pipe(text) for text in SUBWORD_NER_TEXTS]
+            words = [w["word"] for want in wants for w in want]
+            assert all(wants) and (strategy == "none" or not any("Ġ" in w or "▁" in w for w in words))
+            for text, want in zip(SUBWORD_NER_TEXTS, wants, strict=True):
+                params = {"aggregation_strategy": strategy}
+                got = c.post("/", json={"inputs": text, "parameters": params}).json()
+                _same_entities(got, want)
 
 
 def test_long_text_is_tagged_in_windows_with_offsets_into_the_whole_text(ner_url, ner_dir, http):
