@@ -83,11 +83,12 @@ def detect_format(path: Path) -> str:
             "pytorch_model.bin); copy the weights into the folder"
         )
     folder = path if path.is_dir() else path.parent
-    if (folder / "bert_config.json").is_file():
+    if (folder / "bert_config.json").is_file() or (folder / "albert_config.json").is_file():
         return "tf"
     raise FileNotFoundError(
         f"{path} is not a BERT model folder: expected config.json with model.safetensors or pytorch_model.bin "
-        "(Hugging Face), or bert_config.json with bert_model.ckpt.* (Google TensorFlow)"
+        "(Hugging Face), or bert_config.json (albert_config.json) with a TF checkpoint such as bert_model.ckpt.* "
+        "(Google TensorFlow)"
     )
 
 

@@ -299,3 +299,104 @@ def test_compressed_block_is_refused(tmp_path: Path) -> None:
     _write_bundle(tmp_path / "model.ckpt", {"x": (1, np.ones(2, np.float32))}, kind=1)
     with pytest.raises(CheckpointError, match="compressed with type 1 .*snappy"):
         list_variables(tmp_path)
+
+
+# ---------------------------------------------------------------- Google's ALBERT checkpoints
+def _google_albert_names(groups: int, inner: int) -> list[str]:
+    """The variables of Google's ALBERT pretraining checkpoint (google-research/albert modeling.py scopes)."""
+    names = [f"bert/embeddings/{t}_embeddings" for t in ("word", "token_type", "position")]
+    names += ["bert/embeddings/LayerNorm/gamma", "bert/embeddings/LayerNorm/beta"]
+    names += [f"bert/encoder/embedding_hidden_mapping_in/{k}" for k in ("kernel", "bias")]
+    for g in range(groups):
+        for j in range(inner):
+            layer = f"bert/encoder/transformer/group_{g}/inner_group_{j}/"
+            for part in ("attention_1/self/query", "attention_1/self/key", "attention_1/self/value",
+                         "attention_1/output/dense", "ffn_1/intermediate/dense", "ffn_1/intermediate/output/dense"):
+                names += [layer + part + "/kernel", layer + part + "/bias"]  # fmt: skip
+            names += [layer + n + k for n in ("LayerNorm/", "LayerNorm_1/") for k in ("gamma", "beta")]
+    names += ["bert/pooler/dense/kernel", "bert/pooler/dense/bias"]
+    names += [f"cls/predictions/transform/dense/{k}" for k in ("kernel", "bias")]
+    names += [f"cls/predictions/transform/LayerNorm/{k}" for k in ("gamma", "beta")] + ["cls/predictions/output_bias"]
+    return names + ["cls/seq_relationship/output_weights", "cls/seq_relationship/output_bias"]
+
+
+# transformers 4.x load_tf_weights_in_albert (removed in 5.x): its renames, in its order, then its pointer walk
+_TRANSFORMERS_ALBERT_RENAMES = [
+    ("module/", ""), ("ffn_1", "ffn"), ("bert/", "albert/"), ("attention_1", "attention"), ("transform/", ""),
+    ("LayerNorm_1", "full_layer_layer_norm"), ("LayerNorm", "attention/LayerNorm"), ("transformer/", ""),
+    ("intermediate/dense/", ""), ("ffn/intermediate/output/dense/", "ffn_output/"), ("/output/", "/"),
+    ("/self/", "/"), ("pooler/dense", "pooler"), ("cls/predictions", "predictions"),
+    ("predictions/attention", "predictions"), ("embeddings/attention", "embeddings"),
+    ("inner_group_", "albert_layers/"), ("group_", "albert_layer_groups/"),
+]  # fmt: skip
+
+
+def _transformers_albert_key(name: str) -> tuple[str, bool]:
+    """A Google ALBERT variable -> (transformers' AlbertForPreTraining key, transposed) as transformers mapped it."""
+    for old, new in _TRANSFORMERS_ALBERT_RENAMES:
+        name = name.replace(old, new)
+    if "seq_relationship" in name:
+        name = name.replace("seq_relationship/output_", "sop_classifier/classifier/").replace("weights", "weight")
+        # transformers' pointer walk then found no `cls` module and skipped the SOP weights; Google's
+        # run_pretraining.py writes them as BERT's NSP layer ([2, H] output_weights, used transposed_b)
+        name = name.removeprefix("cls/")
+    *path, last = name.split("/")
+    if last.endswith("_embeddings"):
+        return ".".join([*path, last, "weight"]), False
+    leaf = {"kernel": "weight", "gamma": "weight", "beta": "bias", "output_bias": "bias", "output_weights": "weight"}
+    return ".".join([*path, leaf.get(last, last)]), last == "kernel"
+
+
+def test_google_albert_checkpoint_loads_and_matches_transformers(tmp_path: Path) -> None:
+    """A Google-named ALBERT checkpoint (2 groups of 2 shared layers, embedding 16 != hidden 24), made from a
+    random transformers AlbertForPreTraining through transformers' own TF -> PT name mapping, loads in bertkit
+    from albert_config.json with every variable used, its names equal bertkit's TF table, and gives transformers'
+    outputs; bertkit's HF folder from it loads back in transformers unchanged."""
+    import torch
+
+    transformers = pytest.importorskip("transformers")
+    from bertkit.model.families.albert import AlbertForPreTraining
+    from bertkit.weights.load import load_pretrained
+
+    google = {"attention_probs_dropout_prob": 0.0, "hidden_act": "gelu_new", "hidden_dropout_prob": 0.0,
+              "embedding_size": 16, "hidden_size": 24, "initializer_range": 0.02, "intermediate_size": 37,
+              "max_position_embeddings": 40, "num_attention_heads": 3, "num_hidden_layers": 4,
+              "num_hidden_groups": 2, "net_structure_type": 0, "gap_size": 0, "num_memory_blocks": 0,
+              "inner_group_num": 2, "down_scale_factor": 1, "type_vocab_size": 2, "vocab_size": 99}  # fmt: skip
+    torch.manual_seed(0)
+    theirs = transformers.AlbertForPreTraining(transformers.AlbertConfig(**google)).eval()
+    state = {k: v + 0.05 * torch.randn_like(v) for k, v in theirs.state_dict().items()}  # no zero bias, no unit LN
+    theirs.load_state_dict(state)
+    state = theirs.state_dict()  # the tied decoder follows the word embeddings
+
+    names = _google_albert_names(groups=2, inner=2)
+    tensors = {"global_step": (9, np.array(1000, dtype=np.int64))}
+    for name in names:
+        key, transposed = _transformers_albert_key(name)
+        value = state[key].numpy()
+        tensors[name] = (1, np.ascontiguousarray(value.T if transposed else value))
+    used = {_transformers_albert_key(n)[0] for n in names}
+    assert used == {k for k in state if not k.startswith("predictions.decoder.")}  # every weight, once
+
+    folder = tmp_path / "albert_base"
+    folder.mkdir()
+    (folder / "albert_config.json").write_text(json.dumps(google))
+    _write_bundle(folder / "model.ckpt-best", tensors)
+    ours, report = load_pretrained(folder, AlbertForPreTraining)
+    assert report.initialized == () and report.unused == (), report
+    assert {n for r in ours.weight_rows() for n in r.tf} == set(names)  # bertkit's table is Google's names
+
+    ids = torch.randint(3, 99, (2, 9), generator=torch.Generator().manual_seed(0))
+    mask = torch.ones_like(ids)
+    mask[0, 6:] = 0
+    types = (torch.arange(9) >= 4).long().expand(2, 9) * mask
+    with torch.no_grad():
+        want = theirs(input_ids=ids, attention_mask=mask, token_type_ids=types)
+        got = ours(ids, types, mask)
+        real = mask.bool()
+        torch.testing.assert_close(got.mlm_logits[real], want.prediction_logits[real], atol=1e-5, rtol=0)
+        torch.testing.assert_close(got.nsp_logits, want.sop_logits, atol=1e-5, rtol=0)
+    ours.save_pretrained(tmp_path / "hf")
+    again = transformers.AlbertForPreTraining.from_pretrained(tmp_path / "hf").eval()
+    for key, value in again.state_dict().items():
+        torch.testing.assert_close(value, state[key], atol=0, rtol=0)

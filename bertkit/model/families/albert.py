@@ -5,6 +5,9 @@ Differences: embeddings of width embedding_size, always projected to hidden_size
 num_hidden_layers steps (`albert_layer_groups.g.albert_layers.j`, with its own sub-layer names); the pooler is a
 bare Linear (`albert.pooler`); the MLM head is `predictions` (dense H -> E); sentence-order prediction
 (`sop_classifier`) takes NSP's place. Classification, tagging, QA and multiple-choice heads are BERT's.
+Google's TF checkpoints (albert_config.json + model.ckpt-*) load through the TF names of the same rows:
+`bert/encoder/transformer/group_g/inner_group_j/{attention_1, LayerNorm, ffn_1, LayerNorm_1}/...`, the
+projection `bert/encoder/embedding_hidden_mapping_in`, and `cls/predictions` / `cls/seq_relationship`.
 """
 
 from __future__ import annotations
@@ -30,33 +33,51 @@ def _embeddings(config: BertConfig) -> Embeddings:
 
 
 def encoder_rows(config: BertConfig, pooler: bool) -> list[Row]:
+    """Ours <-> HF `albert.` <-> Google's ALBERT TF names (bert/encoder/transformer/group_g/inner_group_j/...)."""
     tables = ["word_embeddings", "position_embeddings"] + (["token_type_embeddings"] if config.type_vocab_size else [])
-    rows = [Row(f"embeddings.{t}.weight", (f"{PREFIX}embeddings.{t}.weight",)) for t in tables]
-    rows += norm("embeddings.norm", f"{PREFIX}embeddings.LayerNorm", None)
-    rows += linear("embeddings.project", f"{PREFIX}encoder.embedding_hidden_mapping_in", None)
+    rows = [Row(f"embeddings.{t}.weight", (f"{PREFIX}embeddings.{t}.weight",), (f"bert/embeddings/{t}",)) for t in tables]
+    rows += norm("embeddings.norm", f"{PREFIX}embeddings.LayerNorm", "bert/embeddings/LayerNorm")
+    rows += linear(
+        "embeddings.project", f"{PREFIX}encoder.embedding_hidden_mapping_in", "bert/encoder/embedding_hidden_mapping_in"
+    )
     groups, inner = config.num_hidden_groups or 1, config.inner_group_num
     for g in range(groups):
         for j in range(inner):
             ours, hf = f"encoder.layers.{g * inner + j}", f"{PREFIX}encoder.albert_layer_groups.{g}.albert_layers.{j}"
+            tf = f"bert/encoder/transformer/group_{g}/inner_group_{j}"
             qkv = ("query", "key", "value")
             rows += [
-                Row(f"{ours}.attention.qkv.weight", tuple(f"{hf}.attention.{p}.weight" for p in qkv)),
-                Row(f"{ours}.attention.qkv.bias", tuple(f"{hf}.attention.{p}.bias" for p in qkv)),
-                *linear(f"{ours}.attention.out", f"{hf}.attention.dense", None),
-                *norm(f"{ours}.attention_norm", f"{hf}.attention.LayerNorm", None),
-                *linear(f"{ours}.ffn_in", f"{hf}.ffn", None),
-                *linear(f"{ours}.ffn_out", f"{hf}.ffn_output", None),
-                *norm(f"{ours}.ffn_norm", f"{hf}.full_layer_layer_norm", None),
+                Row(
+                    f"{ours}.attention.qkv.weight",
+                    tuple(f"{hf}.attention.{p}.weight" for p in qkv),
+                    tuple(f"{tf}/attention_1/self/{p}/kernel" for p in qkv),
+                    tf_transpose=True,
+                ),
+                Row(
+                    f"{ours}.attention.qkv.bias",
+                    tuple(f"{hf}.attention.{p}.bias" for p in qkv),
+                    tuple(f"{tf}/attention_1/self/{p}/bias" for p in qkv),
+                ),
+                *linear(f"{ours}.attention.out", f"{hf}.attention.dense", f"{tf}/attention_1/output/dense"),
+                *norm(f"{ours}.attention_norm", f"{hf}.attention.LayerNorm", f"{tf}/LayerNorm"),
+                *linear(f"{ours}.ffn_in", f"{hf}.ffn", f"{tf}/ffn_1/intermediate/dense"),
+                *linear(f"{ours}.ffn_out", f"{hf}.ffn_output", f"{tf}/ffn_1/intermediate/output/dense"),
+                *norm(f"{ours}.ffn_norm", f"{hf}.full_layer_layer_norm", f"{tf}/LayerNorm_1"),
             ]
     if pooler:
-        rows += linear("pooler.dense", f"{PREFIX}pooler", None)
+        rows += linear("pooler.dense", f"{PREFIX}pooler", "bert/pooler/dense")
     return rows
 
 
 MLM_ROWS = [
-    *linear("mlm.transform", "predictions.dense", None),
-    *norm("mlm.norm", "predictions.LayerNorm", None),
-    Row("mlm.bias", ("predictions.bias",)),
+    *linear("mlm.transform", "predictions.dense", "cls/predictions/transform/dense"),
+    *norm("mlm.norm", "predictions.LayerNorm", "cls/predictions/transform/LayerNorm"),
+    Row("mlm.bias", ("predictions.bias",), ("cls/predictions/output_bias",)),
+]
+# Google's run_pretraining.py keeps BERT's NSP names for sentence-order prediction: [2, H], not transposed
+SOP_ROWS = [
+    Row("nsp.weight", ("sop_classifier.classifier.weight",), ("cls/seq_relationship/output_weights",)),
+    Row("nsp.bias", ("sop_classifier.classifier.bias",), ("cls/seq_relationship/output_bias",)),
 ]
 
 
@@ -73,7 +94,7 @@ class AlbertForPreTraining(BertForPreTraining):
     hf_architecture = "AlbertForPreTraining"
 
     def head_rows(self) -> list[Row]:
-        return MLM_ROWS + linear("nsp", "sop_classifier.classifier", None)
+        return MLM_ROWS + SOP_ROWS
 
 
 def _check(config: BertConfig) -> None:
