@@ -1,25 +1,17 @@
 """ERNIE 1.0 / 3.0 (HF model_type "ernie", e.g. nghuyong/ernie-3.0-*-zh): BERT under `ernie.`, plus task types.
 
-The one difference: with use_task_id, a task-type embedding table is added to the embeddings (task 0 unless
-told otherwise, as transformers does). Heads and their names are BERT's.
+The one difference: with use_task_id, a task-type embedding table is added to the embeddings (the model's
+`task_type_ids`, task 0 when none are given, as transformers does). Everything else is BERT's family
+(its embeddings, heads, head names and tied keys), taken from it rather than copied.
 """
 
 from __future__ import annotations
 
+from dataclasses import replace
 from typing import Any
 
-from bertkit.model.bert import BertModel, Embeddings
-from bertkit.model.families import Dialect, Family
-from bertkit.model.families.bert import bert_like_rows
-from bertkit.model.heads import (
-    BertForMaskedLM,
-    BertForMultipleChoice,
-    BertForNextSentencePrediction,
-    BertForPreTraining,
-    BertForQuestionAnswering,
-    BertForSequenceClassification,
-    BertForTokenClassification,
-)
+from bertkit.model.families import Dialect
+from bertkit.model.families.bert import BERT, bert_like_rows
 
 PREFIX = "ernie."
 
@@ -31,23 +23,12 @@ def _task_types(data: dict[str, Any]) -> dict[str, Any]:
     return {**data, "task_type_vocab_size": data.get("task_type_vocab_size", 3)}
 
 
-ERNIE = Family(
+ERNIE = replace(
+    BERT,
     dialect=Dialect(
         "ernie", fields=frozenset({"task_type_vocab_size"}), kept=frozenset({"use_task_id"}), prepare=_task_types
     ),
     class_prefix="Ernie",
     hf_prefix=PREFIX,
-    embeddings=Embeddings,
     encoder_rows=lambda config, pooler: bert_like_rows(config, pooler, PREFIX),
-    heads={
-        "base": BertModel,
-        "pretraining": BertForPreTraining,
-        "masked_lm": BertForMaskedLM,
-        "sequence_classification": BertForSequenceClassification,
-        "token_classification": BertForTokenClassification,
-        "question_answering": BertForQuestionAnswering,
-        "multiple_choice": BertForMultipleChoice,
-    },
-    more=(BertForNextSentencePrediction,),
-    tied=("cls.predictions.decoder.weight", "cls.predictions.decoder.bias"),
 )
