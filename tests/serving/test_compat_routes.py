@@ -65,9 +65,9 @@ SUBWORD_NER_TEXTS = [
 ]
 
 
-@pytest.fixture(scope="module", params=["roberta", "albert"])
+@pytest.fixture(scope="module", params=["roberta", "albert", "xlm-roberta"])
 def subword_ner_dir(request, subword_dirs, tmp_path_factory):
-    """A tiny random RoBERTa (byte-level BPE) or ALBERT (SentencePiece) tagger, sharpened like ner_dir."""
+    """A tiny random RoBERTa (byte-level BPE), ALBERT or XLM-R (SentencePiece) tagger, sharpened like ner_dir."""
     import shutil
     import warnings
 
@@ -78,13 +78,14 @@ def subword_ner_dir(request, subword_dirs, tmp_path_factory):
 
     family = request.param
     base = tmp_path_factory.mktemp(f"{family}-base")
-    for f in subword_dirs[family].iterdir():
+    for f in subword_dirs[{"xlm-roberta": "xlmr"}.get(family, family)].iterdir():
         shutil.copyfile(f, base / f.name)
     tokenizer = Tokenizer.from_pretrained(base)
     size = dict(vocab_size=tokenizer.vocab_size, hidden_size=24, num_hidden_layers=2, num_attention_heads=3,
                 intermediate_size=37, pad_token_id=tokenizer.pad_token_id)  # fmt: skip
-    if family == "roberta":
-        config = transformers.RobertaConfig(**size, max_position_embeddings=66, type_vocab_size=1)
+    if family in ("roberta", "xlm-roberta"):
+        cls = transformers.RobertaConfig if family == "roberta" else transformers.XLMRobertaConfig
+        config = cls(**size, max_position_embeddings=66, type_vocab_size=1)
     else:
         config = transformers.AlbertConfig(**size, embedding_size=16, max_position_embeddings=64)
     torch.manual_seed(3)
@@ -101,7 +102,7 @@ def subword_ner_dir(request, subword_dirs, tmp_path_factory):
 
 
 def test_subword_token_classification_words_equal_the_pipeline(subword_ner_dir, serve, http):
-    """RoBERTa's `Ġ` and ALBERT's `▁` pieces, every aggregation strategy: the `word` of each entity (and which
+    """RoBERTa's `Ġ` and ALBERT's / XLM-R's `▁` pieces, every aggregation strategy: the `word` of each entity (and which
     pieces make a word) is the pipeline's, not WordPiece's join (which left the markers in, 8 of 10 cases)."""
     with serve(ServeConfig(model=str(subword_ner_dir), max_length=64)) as url, http(url) as c:
         for strategy in ["none", "simple", "first", "average", "max"]:
