@@ -35,10 +35,9 @@ LEVELS = {
 }
 # Bottom-level modules that know only paths and names; the rest of the bottom level may import them.
 PATHS_AND_NAMES = {"hub", "folder"}
-# The CLI dispatcher imports the command modules; commands do not import each other, except these (left to the
-# distill command's owner: its flags reuse train's HELP and column).
+# The CLI dispatcher imports the command modules; commands do not import each other, except these.
 CLI_DISPATCHER = "bertkit/cli/main.py"
-CLI_BORROWS = {("bertkit/cli/distill.py", "bertkit.cli.train")}
+CLI_BORROWS: set[tuple[str, str]] = set()
 
 
 def module_name(path: Path, package: Path = PACKAGE) -> str:

@@ -6,8 +6,8 @@ import argparse
 import dataclasses
 import json
 
-from bertkit.cli.train import HELP, column
 from bertkit.training.config import TrainConfig
+from bertkit.training.options import add_train_config_flags, column
 
 _DISTILL_HELP = {
     "epochs": "passes over the training data, unlabelled text included (default 3)",
@@ -70,17 +70,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     t = p.add_argument_group("training (as bertkit train)")
     t.add_argument("--output-dir", required=True, help="the student's model folder to write")
     t.add_argument("--seeds", help="comma-separated seeds: one student each in OUT/seed-N")
-    for f in dataclasses.fields(TrainConfig):
-        flag = "--" + f.name.replace("_", "-")
-        if f.type in ("bool", bool):
-            t.add_argument(flag, dest=f.name, action=argparse.BooleanOptionalAction, default=None,
-                           help=HELP.get(f.name))  # fmt: skip
-        else:
-            kind = {"int": int, "float": float, "int | None": int, "float | None": float}.get(
-                str(f.type), str
-            )
-            t.add_argument(flag, dest=f.name, type=kind, default=None,
-                           help=_DISTILL_HELP.get(f.name, HELP.get(f.name)))  # fmt: skip
+    add_train_config_flags(t, _DISTILL_HELP)
 
 
 def run(args: argparse.Namespace) -> int:

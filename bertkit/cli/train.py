@@ -3,43 +3,12 @@
 from __future__ import annotations
 
 import argparse
-import dataclasses
 import json
 from pathlib import Path
 from typing import Any
 
 from bertkit.training.config import TrainConfig
-from bertkit.training.options import column, split_options
-
-HELP = {
-    "epochs": "passes over the training data (fractions allowed; default 3)",
-    "max_steps": "stop after this many optimizer steps (overrides --epochs)",
-    "batch_size": "examples per micro-batch and process (default 32); global batch = this x grad-accum x processes",
-    "eval_batch_size": "examples per evaluation batch (default 64)",
-    "grad_accum": "micro-batches per optimizer step (default 1)",
-    "lr": "peak learning rate (default 5e-5)",
-    "weight_decay": "AdamW decoupled weight decay, never on bias/LayerNorm (default 0.01)",
-    "bias_correction": "Adam bias correction; --no-bias-correction is Google's AdamWeightDecayOptimizer",
-    "schedule": "linear, cosine or constant after warmup (default linear)",
-    "warmup_ratio": "fraction of the steps spent warming up (default 0.1)",
-    "warmup_steps": "warmup steps (overrides --warmup-ratio)",
-    "max_grad_norm": "clip the global gradient norm (default 1.0)",
-    "max_seq_length": "tokens per sequence or window, [CLS]/[SEP] included (default 128)",
-    "precision": "fp32, bf16 (autocast on CPU or CUDA) or fp16 (CUDA, with a gradient scaler)",
-    "gradient_checkpointing": "recompute activations in backward: less memory, ~30%% more compute",
-    "group_by_length": "batches of similar lengths (less padding; default on)",
-    "seed": "seed for initialisation, dropout and data order (default 42)",
-    "eval_steps": "evaluate every N steps (default: once per epoch)",
-    "save_steps": "resumable checkpoint every N steps (default: at each evaluation, at least every 500)",
-    "save_best": "keep the model of the best evaluation by the main metric (default on)",
-    "early_stopping_patience": "stop after N evaluations without improvement",
-    "device": "cpu, cuda, cuda:1, ... (default: CUDA when available)",
-    "num_threads": "CPU threads for torch (default: torch's choice)",
-    "progress": "progress bar with loss, lr and examples/s (default on)",
-    "resume": "continue from OUT/checkpoints after a crash (default on)",
-    "feature_cache": "tokenize once into this folder and reuse it in later runs and for every seed: 'auto' "
-    "(default: ~/.cache/bertkit/features), a folder, or 'off' (features as lists in memory)",
-}
+from bertkit.training.options import add_train_config_flags, column, split_options
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
@@ -119,16 +88,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     t.add_argument(
         "--seeds", help="comma-separated seeds: one run each in OUT/seed-N, mean and std in OUT/seeds.json"
     )
-    for f in dataclasses.fields(TrainConfig):
-        flag = "--" + f.name.replace("_", "-")
-        if f.type in ("bool", bool):
-            t.add_argument(flag, dest=f.name, action=argparse.BooleanOptionalAction, default=None,
-                           help=HELP.get(f.name))  # fmt: skip
-        else:
-            kind = {"int": int, "float": float, "int | None": int, "float | None": float}.get(
-                str(f.type), str
-            )
-            t.add_argument(flag, dest=f.name, type=kind, default=None, help=HELP.get(f.name))
+    add_train_config_flags(t)
 
 
 def collect(args: argparse.Namespace) -> tuple[dict[str, Any], dict[str, Any], dict[str, Any]]:
