@@ -298,8 +298,11 @@ def distill(spec: DataSpec, dcfg: DistillConfig, config: TrainConfig, output_dir
         unlabeled = read_unlabeled(dcfg.unlabeled, task, dcfg.max_unlabeled) if dcfg.unlabeled else []
         teacher_dev, singles = teacher_metrics(task, teachers, data.dev, tokenizer, config, runtime)
         logger.info("teacher dev: %s", teacher_dev)
-        train_examples = distilled_examples(task, teachers, data.train, unlabeled, tokenizer, dcfg.temperature,
-                                            config, runtime)  # fmt: skip
+        if dcfg.soft_weight or unlabeled:
+            train_examples = distilled_examples(task, teachers, data.train, unlabeled, tokenizer, dcfg.temperature,
+                                                config, runtime)  # fmt: skip
+        else:  # the student alone (hard loss only): no soft targets to compute
+            train_examples = list(data.train)
         distill_task = DistillTask(task, soft_targets_for(task), dcfg.temperature, dcfg.soft_weight,
                                    dcfg.hard_weight)  # fmt: skip
         context = {"teacher_metrics": teacher_dev, "single_teachers": singles, "labelled": len(data.train),
