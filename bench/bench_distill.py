@@ -2,6 +2,7 @@
 
     python bench/bench_distill.py sst2 --teacher runs/sst2            # 3- and 2-layer students of one teacher
     python bench/bench_distill.py ensemble --teacher runs/s/seed-1 --teacher runs/s/seed-2 --teacher runs/s/seed-3
+    python bench/bench_distill.py speed --teacher runs/sst2 --student OUT/distill-L3 --student OUT/distill-L2
 
 The teacher(s) are `bertkit train` folders, e.g. all-MiniLM-L6-v2 on the first 8,000 SST-2 training sentences:
     bertkit train --task sst2 --data-dir ../shared/data/glue/SST-2 --model minilm --max-train-examples 8000 \\
@@ -12,7 +13,8 @@ SST-2 training file without their labels (the teachers label them: data distilla
 trains on the labelled sentences only, with the hard loss only (no teacher). Hyperparameters: --epochs (1),
 batch 32, --lr (1e-4), max length 64, bf16 autocast, warmup 10 %, seed 1, temperature --temperature (2).
 Speed: examples/s on all 872 dev sentences (batch 64) and batch-1 latency (100 sentences), teacher and student
-alternating in the same process (bertkit.training.distill_report); a shared machine slows both alike.
+timed in pairs per batch in the same process (bertkit.training.distill_report); a shared machine slows both alike.
+`speed` times saved folders the same way (bf16 autocast, as the runs): the teacher(s) against each --student.
 """
 
 from __future__ import annotations
@@ -32,8 +34,10 @@ SST2 = REPO.parent / "shared/data/glue/SST-2"
 
 def parse() -> argparse.Namespace:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("part", choices=["sst2", "ensemble"])
+    p.add_argument("part", choices=["sst2", "ensemble", "speed"])
     p.add_argument("--teacher", action="append", required=True)
+    p.add_argument("--student", action="append", help="speed: a student folder (repeatable)")
+    p.add_argument("--rounds", type=int, default=5, help="speed: throughput rounds")
     p.add_argument("--data-dir", default=str(SST2))
     p.add_argument(
         "--examples", type=int, default=8000, help="labelled training sentences (the teachers' own)"
@@ -85,8 +89,33 @@ def run(
     return row
 
 
+def speed(args: argparse.Namespace) -> None:
+    from bertkit import runtime as rt
+    from bertkit.engine import featurize
+    from bertkit.tokenization import Tokenizer
+    from bertkit.training.distill import load_teachers
+    from bertkit.training.distill_report import measure_speed
+    from bertkit.training.experiment import load_data
+
+    task, teachers = load_teachers(args.teacher)
+    data = load_data(DataSpec(task="sst2", data_dir=args.data_dir, max_train_examples=1))
+    features = featurize(task, data.dev, Tokenizer.from_pretrained(args.teacher[0]), 64)
+    runtime = rt.start(None, "bf16")
+    for folder in args.student or []:
+        student = task.build_model(folder, from_finetuned=True)[0].eval()
+        s = measure_speed(task, teachers, student, features, 64, runtime, args.rounds, 100)
+        print(json.dumps({"student": folder, **s}), flush=True)
+        print(f"| {Path(folder).name} | {s['teacher']['examples_per_second']:.1f} | "
+              f"{s['student']['examples_per_second']:.1f} | {s['speedup']:.2f}x | {s['teacher']['latency_ms_p50']:.1f}"
+              f" / {s['student']['latency_ms_p50']:.1f} ms | {s['latency_speedup']:.2f}x |", flush=True)  # fmt: skip
+    print("(shared machine: teacher and student timed in pairs per batch, order alternating)")
+
+
 def main() -> None:
     args = parse()
+    if args.part == "speed":
+        speed(args)
+        return
     with tempfile.TemporaryDirectory() as tmp:
         out = Path(args.out) if args.out else Path(tmp)
         out.mkdir(parents=True, exist_ok=True)
