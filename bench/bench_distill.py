@@ -104,7 +104,7 @@ def speed(args: argparse.Namespace) -> None:
     for folder in args.student or []:
         student = task.build_model(folder, from_finetuned=True)[0].eval()
         s = measure_speed(task, teachers, student, features, 64, runtime, args.rounds, 100)
-        print(json.dumps({"student": folder, **s}), flush=True)
+        print(json.dumps({"folder": folder, **s}), flush=True)
         print(f"| {Path(folder).name} | {s['teacher']['examples_per_second']:.1f} | "
               f"{s['student']['examples_per_second']:.1f} | {s['speedup']:.2f}x | {s['teacher']['latency_ms_p50']:.1f}"
               f" / {s['student']['latency_ms_p50']:.1f} ms | {s['latency_speedup']:.2f}x |", flush=True)  # fmt: skip
@@ -136,7 +136,7 @@ def main() -> None:
     if rows and "teacher_mean" in rows[0]:
         print(f"teachers: {rows[0]['single_teachers']}, mean {rows[0]['teacher_mean']:.4f}; ensemble "
               f"{rows[0]['teacher']:.4f}")  # fmt: skip
-    print("(shared machine: speeds are medians of teacher/student rounds alternating in one process)")
+    print("(shared machine: teacher and student timed in pairs per batch in one process, order alternating)")
 
 
 def _teacher_layers(folder: str) -> int:

@@ -55,7 +55,7 @@ def parse() -> argparse.Namespace:
     p.add_argument("part", choices=["conll", "squad", "multilabel"])
     p.add_argument("--teacher", help="an already trained teacher folder (default: train it here)")
     p.add_argument("--examples", type=int, help="labelled training examples (conll 2000, squad 5000)")
-    p.add_argument("--dev", type=int, default=500, help="conll: dev sentences")
+    p.add_argument("--dev", type=int, help="dev examples (conll: first 500 sentences; squad: all 1,063 questions)")
     p.add_argument("--unlabeled", type=int, default=2000, help="conll: further training sentences, tags dropped")
     p.add_argument("--epochs", type=float, default=None, help="teacher epochs (conll 2, squad 1)")
     p.add_argument("--student-epochs", type=float, default=None, help="student epochs (conll 2, squad 2)")
@@ -86,7 +86,7 @@ def table(rows: list[dict], main: str) -> None:
         speed = f"{r['speedup']:.2f}x | {r['latency_speedup']:.2f}x" if "speedup" in r else "— | —"
         print(f"| {r['run']} | {r[main]:.4f} | {r['teacher']:.4f} | {r['retained']:.1%} | {speed} | "
               f"{r['student_params'] / 1e6:.2f}M / {r['teacher_params'] / 1e6:.2f}M |")  # fmt: skip
-    print("(shared machine: speeds are medians of teacher/student rounds alternating in one process)")
+    print("(shared machine: teacher and student timed in pairs per batch in one process, order alternating)")
 
 
 # ---- CoNLL-2003 ----------------------------------------------------------------------------------------------
@@ -109,7 +109,7 @@ def conll(args: argparse.Namespace, out: Path) -> None:
     config = TrainConfig(epochs=epochs, batch_size=16, lr=1e-4, max_seq_length=128, precision="bf16",
                          warmup_ratio=0.1, seed=1, progress=False)  # fmt: skip
     spec = DataSpec(task="conll2003", data_dir=str(DATA / "conll2003"), max_train_examples=n,
-                    max_eval_examples=args.dev)  # fmt: skip
+                    max_eval_examples=args.dev or 500)  # fmt: skip
     teacher = args.teacher or str(out / "teacher")
     if not args.teacher:
         train_teacher(dataclass_replace(spec, task_options={"head": "crf"}), "minilm", config, teacher)
@@ -146,7 +146,7 @@ def squad(args: argparse.Namespace, out: Path) -> None:
     config = TrainConfig(epochs=args.epochs or 1.0, batch_size=16, eval_batch_size=64, lr=3e-4, warmup_ratio=0.1,
                          max_seq_length=256, precision="bf16", seed=0, progress=False)  # fmt: skip
     spec = DataSpec(task="squad", train_file=str(train_file), dev_file=str(dev_file),
-                    task_options={"max_query_length": 48})  # fmt: skip
+                    task_options={"max_query_length": 48}, max_eval_examples=args.dev)  # fmt: skip
     teacher = args.teacher or str(out / "teacher")
     if not args.teacher:
         train_teacher(spec, "minilm", config, teacher)
