@@ -34,7 +34,7 @@ def test_multilabel_distilled_student_beats_the_student_alone(tmp_path: Path) ->
     """The synthetic set of bench_distill_tasks.multilabel_rows (labels = the topics whose keywords occur).
     Teacher: a random 4-layer BERT (hidden 32) on 600 labelled rows; student: a random 2-layer one (config only)
     with 60 labelled rows, alone vs distilled with 600 unlabelled rows the teacher labels. Dev 200 rows; 20 epochs,
-    batch 16, lr 2e-3, max length 32, seed 1, T 2. ~25 s quiet."""
+    batch 16, lr 2e-3, max length 32, seed 1, T 2. Measured (teacher / alone / distilled) 1.0 / 0.6375 / 0.9668. 55 s CPU on the loaded machine."""
     files = _bench().multilabel_setup(tmp_path)
     config = TrainConfig(epochs=20, batch_size=16, lr=2e-3, max_seq_length=32, seed=1, progress=False,
                          eval_steps=100_000)  # one evaluation, at the end
@@ -64,7 +64,8 @@ def test_sst2_distilled_student_beats_the_student_alone(data_dir: Path, minilm_d
     """Teacher: all-MiniLM-L6-v2 on the first 1,000 SST-2 training sentences (1 epoch, batch 32, lr 1e-4, max
     length 64, bf16, seed 1). Student: the teacher's layers 0 and 3, distilled on those 1,000 sentences plus the
     next 2,000 without labels (T 2), vs the same 2-layer student on the 1,000 labelled sentences alone (hard loss).
-    Dev: all 872 SST-2 dev sentences. ~60 s quiet."""
+    Dev: all 872 SST-2 dev sentences. Measured (teacher / alone / distilled) 0.7454 / 0.5092
+    / 0.7099. 164 s (92 s CPU) on the loaded machine."""
     sst2 = data_dir / "glue/SST-2"
     lines = (sst2 / "train.tsv").read_text(encoding="utf-8").splitlines()[1:]
     extra = tmp_path / "unlabeled.txt"
