@@ -34,7 +34,8 @@ def test_multilabel_distilled_student_beats_the_student_alone(tmp_path: Path) ->
     """The synthetic set of bench_distill_tasks.multilabel_rows (labels = the topics whose keywords occur).
     Teacher: a random 4-layer BERT (hidden 32) on 600 labelled rows; student: a random 2-layer one (config only)
     with 60 labelled rows, alone vs distilled with 600 unlabelled rows the teacher labels. Dev 200 rows; 20 epochs,
-    batch 16, lr 2e-3, max length 32, seed 1, T 2. Measured (teacher / alone / distilled) 1.0 / 0.6375 / 0.9668. 55 s CPU on the loaded machine."""
+    batch 16, lr 2e-3, max length 32, seed 1, T 2. Measured (teacher / alone / distilled) 1.0 / 0.6375 / 0.9668;
+    55 s CPU on the loaded machine."""
     files = _bench().multilabel_setup(tmp_path)
     config = TrainConfig(epochs=20, batch_size=16, lr=2e-3, max_seq_length=32, seed=1, progress=False,
                          eval_steps=100_000)  # one evaluation, at the end
