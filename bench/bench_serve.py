@@ -19,67 +19,29 @@ import asyncio
 import dataclasses
 import json
 import os
-import random
-import signal
-import socket
-import subprocess
 import sys
 import time
-from dataclasses import dataclass, field
 from pathlib import Path
 
 # Idle OpenMP threads sleep instead of spinning (set before torch loads; servers inherit it): on a shared or
 # small machine, spinning model threads steal the CPU from the server's event loop and from each other.
 os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
-REPO = Path(__file__).resolve().parents[1]
-SST2_DEV = REPO.parent / "shared" / "data" / "glue" / "SST-2" / "dev.tsv"
-FALLBACK = [
-    "it 's a charming and often affecting journey .",
-    "unflinchingly bleak and desperate",
-    "allows us to hope that nolan is poised to embark a major career as a commercial yet inventive filmmaker .",
-    "the acting , costumes , music , cinematography and sound are all astounding given the production 's austere locales .",
-    "it 's slow -- very , very slow .",
-    "although laced with humor and a few fanciful touches , the film is a refreshingly serious look at young women .",
-    "a sometimes tedious film .",
-    "or doing last year 's taxes with your ex-wife .",
-]
-# A 16-token input ([CLS] + 14 WordPieces + [SEP]) for the batch-1 latency figure.
-LATENCY_TEXT = "the film is a charming and often affecting journey through a world of wonder"
-
-
-def sentences() -> list[str]:
-    if SST2_DEV.is_file():
-        lines = SST2_DEV.read_text(encoding="utf-8").splitlines()[1:]
-        return [line.split("\t")[0] for line in lines if line.strip()]
-    return FALLBACK
-
-
-def make_load(n: int, texts: list[str], seed: int = 0) -> list[tuple[str, bytes, int]]:
-    """n requests (path, JSON body, texts the model reads): 60% one text, 25% 2-4, 10% 5-16, 5% /tokenize."""
-    rng = random.Random(seed)
-    load = []
-    for _ in range(n):
-        r = rng.random()
-        if r < 0.05:
-            load.append(("/tokenize", json.dumps({"texts": [rng.choice(texts)]}).encode(), 0))
-            continue
-        k = 1 if r < 0.65 else rng.randint(2, 4) if r < 0.90 else rng.randint(5, 16)
-        batch = [rng.choice(texts) for _ in range(k)]
-        load.append(("/encode", json.dumps({"texts": batch}).encode(), k))
-    return load
-
-
-def as_openai(load: list[tuple[str, bytes, int]], encoding_format: str) -> list[tuple[str, bytes, int]]:
-    """The same requests as OpenAI embeddings calls: {"texts": [...]} -> {"input": [...], "model", "encoding_format"}."""
-    out = []
-    for path, body, k in load:
-        if path == "/encode":
-            texts = json.loads(body)["texts"]
-            body = json.dumps({"input": texts, "model": "bench", "encoding_format": encoding_format}).encode()
-            path = "/v1/embeddings"
-        out.append((path, body, k))
-    return out
+sys.path.insert(0, str(Path(__file__).resolve().parent))  # run as a script: its sibling serve_client
+from serve_client import (  # noqa: E402
+    LATENCY_TEXT,
+    Result,
+    as_openai,
+    cpu_seconds,
+    free_port,
+    latency_b1,
+    make_load,
+    run_load,
+    scrape,
+    sentences,
+    start,
+    stop,
+)
 
 
 def compare_openai(port: int, pid: int, load: list, warm: list, args: argparse.Namespace) -> int:
@@ -115,100 +77,6 @@ def compare_openai(port: int, pid: int, load: list, warm: list, args: argparse.N
     return 0 if failures == 0 else 1
 
 
-# ---- a minimal HTTP/1.1 keep-alive client: the load generator must not eat the server's CPU ------------
-
-
-class Connection:
-    def __init__(self, port: int):
-        self.port = port
-        self.reader: asyncio.StreamReader | None = None
-        self.writer: asyncio.StreamWriter | None = None
-
-    async def request(self, method: str, path: str, body: bytes = b"") -> tuple[int, bytes]:
-        if self.writer is None:
-            self.reader, self.writer = await asyncio.open_connection("127.0.0.1", self.port)
-        head = (
-            f"{method} {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\n"
-            f"Content-Length: {len(body)}\r\n\r\n"
-        ).encode()
-        self.writer.write(head + body)
-        await self.writer.drain()
-        status_line = await self.reader.readline()
-        if not status_line:
-            raise ConnectionError("server closed the connection")
-        status = int(status_line.split()[1])
-        length, close = 0, False
-        while True:
-            line = await self.reader.readline()
-            if line in (b"\r\n", b""):
-                break
-            name, _, value = line.decode("latin-1").partition(":")
-            if name.lower() == "content-length":
-                length = int(value)
-            elif name.lower() == "connection" and "close" in value.lower():
-                close = True
-        payload = await self.reader.readexactly(length)
-        if close:
-            self.close()
-        return status, payload
-
-    def close(self) -> None:
-        if self.writer is not None:
-            self.writer.close()
-        self.reader = self.writer = None
-
-
-@dataclass
-class Result:
-    seconds: float
-    latencies: list[float] = field(default_factory=list)
-    statuses: dict[int, int] = field(default_factory=dict)
-    texts: int = 0
-    errors: int = 0
-
-    @property
-    def done(self) -> int:
-        return len(self.latencies)
-
-    def pct(self, q: float) -> float:
-        xs = sorted(self.latencies)
-        return 1000 * xs[min(len(xs) - 1, int(q * len(xs)))] if xs else float("nan")
-
-    @property
-    def failures(self) -> int:
-        return self.errors + sum(n for s, n in self.statuses.items() if s not in (200, 503))
-
-
-async def run_load(port: int, load: list[tuple[str, bytes, int]], concurrency: int, timeout: float) -> Result:
-    queue = list(reversed(load))
-    result = Result(0.0)
-    deadline = time.perf_counter() + timeout
-
-    async def worker() -> None:
-        conn = Connection(port)
-        while queue and time.perf_counter() < deadline:
-            path, body, k = queue.pop()
-            start = time.perf_counter()
-            try:
-                status, _ = await asyncio.wait_for(
-                    conn.request("POST", path, body), max(0.1, deadline - start)
-                )
-            except (OSError, ConnectionError, asyncio.IncompleteReadError, asyncio.TimeoutError, ValueError):
-                result.errors += 1
-                conn.close()
-                continue
-            result.latencies.append(time.perf_counter() - start)
-            result.statuses[status] = result.statuses.get(status, 0) + 1
-            if status == 200:
-                result.texts += k
-        conn.close()
-
-    start = time.perf_counter()
-    await asyncio.gather(*(worker() for _ in range(concurrency)))
-    result.seconds = time.perf_counter() - start
-    return result
-
-
 def in_process(model: str, serve_args: str):
     """The server's own Backend, built here from the same flags: one /encode's work with no HTTP, no batcher."""
     import argparse
@@ -227,92 +95,6 @@ def in_process(model: str, serve_args: str):
         backend.embed(backend.tokenize([LATENCY_TEXT], None))
 
     return encode_once
-
-
-async def latency_b1(port: int, n: int, local=None) -> tuple[Result, Result]:
-    """Sequential one-text /encode requests; with `local`, each is followed by the same text in this process."""
-    conn = Connection(port)
-    body = json.dumps({"texts": [LATENCY_TEXT]}).encode()
-    for _ in range(20):  # warm up
-        await conn.request("POST", "/encode", body)
-        if local is not None:
-            local()
-    result, here = Result(0.0), Result(0.0)
-    start = time.perf_counter()
-    for _ in range(n):
-        t = time.perf_counter()
-        status, _ = await conn.request("POST", "/encode", body)
-        result.latencies.append(time.perf_counter() - t)
-        result.statuses[status] = result.statuses.get(status, 0) + 1
-        if local is not None:
-            t = time.perf_counter()
-            local()
-            here.latencies.append(time.perf_counter() - t)
-    result.seconds = time.perf_counter() - start
-    conn.close()
-    return result, here
-
-
-# ---- servers ----------------------------------------------------------------------------------------
-
-
-def cpu_seconds(pid: int) -> float:
-    """User + system CPU time of a process so far (Linux /proc), or nan elsewhere."""
-    try:
-        with open(f"/proc/{pid}/stat") as f:
-            fields = f.read().rsplit(")", 1)[1].split()
-        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
-    except (OSError, ValueError, IndexError):
-        return float("nan")
-
-
-async def scrape(port: int) -> dict[str, float]:
-    """A few totals from the server's /metrics."""
-    _, text = await Connection(port).request("GET", "/metrics")
-    out = {}
-    for line in text.decode().splitlines():
-        for name in (
-            "bertkit_batch_duration_seconds_sum",
-            "bertkit_batch_size_sum",
-            "bertkit_batch_size_count",
-        ):
-            if line.startswith(name + '{route="/encode"}'):
-                out[name] = float(line.rsplit(" ", 1)[1])
-    return out
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def start(cmd: list[str], port: int, env: dict[str, str], timeout: float = 300) -> subprocess.Popen:
-    proc = subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            raise RuntimeError(f"server exited with {proc.returncode}: {proc.stderr.read()[-2000:]}")
-        try:
-            with socket.create_connection(("127.0.0.1", port), timeout=1) as s:
-                s.sendall(b"GET /health HTTP/1.1\r\nHost: x\r\n\r\n")
-                if b" 200 " in s.recv(100):
-                    return proc
-        except OSError:
-            pass
-        time.sleep(0.5)
-    stop(proc)
-    raise RuntimeError("server did not become healthy in time")
-
-
-def stop(proc: subprocess.Popen) -> None:
-    if proc.poll() is None:
-        proc.send_signal(signal.SIGTERM)
-        try:
-            proc.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
 
 
 def naive_server(model: str, port: int, kind: str) -> None:

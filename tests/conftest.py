@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import importlib.util
 import json
+from functools import cache
 from pathlib import Path
 
 import pytest
@@ -120,3 +122,43 @@ def subword_dirs(data_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> di
         )
         (dirs[name] / file).write_bytes(model.getvalue())
     return dirs
+
+
+# ---- the per-head tests (tests/weights/test_every_head.py, tests/serving/test_onnx_every_head.py) ----------------
+
+
+@cache
+def _every_head():  # noqa: ANN202
+    """tests/every_head.py, loaded once by file path (the tests are not a package under --import-mode=importlib)."""
+    spec = importlib.util.spec_from_file_location("bertkit_tests_every_head", REPO / "tests" / "every_head.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
+    """A test that takes `head` runs once per head of tests/every_head.py."""
+    if "head" in metafunc.fixturenames and "every_head" in metafunc.fixturenames:
+        metafunc.parametrize("head", list(_every_head().HEADS))
+
+
+@pytest.fixture(scope="session")
+def every_head():  # noqa: ANN201
+    return _every_head()
+
+
+@pytest.fixture(scope="session")
+def every_head_base(every_head, tmp_path_factory: pytest.TempPathFactory, models_dir: Path) -> Path:
+    """The tiny random encoder folder every head's model starts from (built once per session)."""
+    return every_head.make_base(tmp_path_factory.mktemp("every-head-base"), models_dir)
+
+
+@pytest.fixture
+def one_thread():  # noqa: ANN201
+    """Tiny models run fastest on one thread, and a shared 2-core machine makes two threads spin."""
+    import torch
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)

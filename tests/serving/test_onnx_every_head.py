@@ -11,9 +11,7 @@ Slow: about 70 s for the 8 heads on a busy 2-core machine.
 
 from __future__ import annotations
 
-import importlib.util
 import re
-from pathlib import Path
 
 import pytest
 import torch
@@ -24,44 +22,18 @@ pytest.importorskip("onnxruntime")
 pytest.importorskip("onnx")
 
 
-def _load_helpers():  # noqa: ANN202
-    spec = importlib.util.spec_from_file_location(
-        "bertkit_tests_every_head", Path(__file__).parents[1] / "every_head.py"
-    )
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
-heads = _load_helpers()
-
-
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    """Tiny models run fastest on one thread, and a shared 2-core machine makes two threads spin."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
-
-@pytest.fixture(scope="module")
-def base_dir(tmp_path_factory, models_dir: Path) -> Path:
-    return heads.make_base(tmp_path_factory.mktemp("base"), models_dir)
-
-
 @pytest.mark.slow
-@pytest.mark.parametrize("head", list(heads.HEADS))
-def test_export_then_onnx_serve_decodes_like_predict(head, tmp_path, base_dir, data_dir, serve, http, capsys):
+@pytest.mark.usefixtures("one_thread")
+def test_export_then_onnx_serve_decodes_like_predict(head, every_head, every_head_base, tmp_path, data_dir, serve, http, capsys):
     from bertkit.cli.main import main
 
-    family, options, kind = heads.HEADS[head]
-    folder = heads.model_folder(tmp_path, base_dir, family, options)
-    inputs = heads.real_inputs(kind, data_dir)
+    family, options, kind = every_head.HEADS[head]
+    folder = every_head.model_folder(tmp_path, every_head_base, family, options)
+    inputs = every_head.real_inputs(kind, data_dir)
     assert len(inputs) >= 12
-    path = heads.write_inputs(tmp_path / "inputs.jsonl", inputs)
-    expected = heads.predict(folder, path, tmp_path / "predict.jsonl")
-    heads.assert_varied(expected)
+    path = every_head.write_inputs(tmp_path / "inputs.jsonl", inputs)
+    expected = every_head.predict(folder, path, tmp_path / "predict.jsonl")
+    every_head.assert_varied(expected)
 
     onnx_dir = tmp_path / "onnx"
     assert main(["export", "--model", str(folder), "--output-dir", str(onnx_dir), "--quantize", "int8",
@@ -79,7 +51,7 @@ def test_export_then_onnx_serve_decodes_like_predict(head, tmp_path, base_dir, d
         assert (info["backend"], info["task"]) == ("onnx", family)
         answer = client.post("/predict", json={"inputs": inputs})
         assert answer.status_code == 200, answer.text
-    heads.assert_same_decoded(answer.json()["predictions"], expected)
+    every_head.assert_same_decoded(answer.json()["predictions"], expected)
 
     if "crf" in options.get("head", ""):  # the CRF is in both graphs, and it decides: without it, no answer
         from bertkit.export.runtime import OnnxModel
