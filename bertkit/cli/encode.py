@@ -6,9 +6,7 @@ import argparse
 import re
 from dataclasses import dataclass
 
-
-def _column(value: str) -> int | str:
-    return int(value) if re.fullmatch(r"-?\d+", value) else value
+from bertkit.training.options import column
 
 
 def _layers(values: list[str]) -> tuple[int, ...] | None:
@@ -50,8 +48,8 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument(
         "--whitening-dim", type=int, help="keep this many whitened dimensions (with --fit-whitening)"
     )
-    p.add_argument("--text", type=_column, help="text column (index or header name) of a TSV, or JSON field")
-    p.add_argument("--text-pair", type=_column, help="second text column / JSON field, for pairs")
+    p.add_argument("--text", type=column, help="text column (index or header name) of a TSV, or JSON field")
+    p.add_argument("--text-pair", type=column, help="second text column / JSON field, for pairs")
     p.add_argument("--header", action=argparse.BooleanOptionalAction, default=None,
                    help="the TSV's first line names its columns")  # fmt: skip
     p.add_argument("--max-length", type=int, help="truncate texts to this many tokens (default: the model's)")

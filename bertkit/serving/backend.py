@@ -111,8 +111,8 @@ class Backend:
             if config.long_inputs == "windows" and getattr(task, "window_stride", 0) is None:
                 # a classifier saved without windows would cut a long text silently; read it in windows instead
                 task.window_stride = max(1, (self.max_length - 2) // 4)
-        # MKL's CPU GEMMs slow down past ~512 rows (tokens) on some CPUs (measured: 110 -> 45 GFLOPS on this
-        # AMD EPYC), so CPU batches stay small; GPUs want large ones.
+        # MKL's CPU GEMMs slow down past ~512 rows (tokens) on some CPUs (measured on an AMD EPYC: 110 -> 45
+        # GFLOPS), so CPU batches stay small by default; GPUs want large ones. --max-batch-tokens overrides it.
         self.max_batch_tokens = config.max_batch_tokens or (512 if self.device.type == "cpu" else 16384)
         logger.info(
             "serving %s (%s backend on %s, task %s, pooling %s, max_length %d)",
