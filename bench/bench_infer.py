@@ -17,13 +17,18 @@ Sides are interleaved batch by batch (load on a shared machine hits each alike);
 from __future__ import annotations
 
 import argparse
+import os
 import statistics
 import tempfile
 import time
 from collections.abc import Callable
 from pathlib import Path
 
-import torch
+# Sides alternate call by call, so no side may keep spinning threads after its call (they would steal the CPU
+# from the next side): idle OpenMP threads sleep (set before torch loads), and so do ONNX Runtime's below.
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+
+import torch  # noqa: E402
 
 from bertkit.model.bert import BertModel
 from bertkit.runtime import compile_for_inference, prepare_for_inference
@@ -121,6 +126,7 @@ def bench_model(name: str, folder: Path, sentences: list[str], args: argparse.Na
         export_onnx(folder, tmp)
         options = ort.SessionOptions()
         options.intra_op_num_threads = args.threads
+        options.add_session_config_entry("session.intra_op.allow_spinning", "0")  # as bertkit's OnnxModel
         session = ort.InferenceSession(f"{tmp}/model.onnx", options, providers=["CPUExecutionProvider"])
     sides: dict[str, Callable] = {
         "bertkit": lambda b: ours(b["input_ids"], b["token_type_ids"], b["attention_mask"]),
@@ -200,7 +206,8 @@ def main() -> None:
 
     sentences = read_sentences(args.data)
     print(f"{len(sentences)} SST-2 dev sentences; threads {args.threads}; torch {torch.__version__}; "
-          f"transformers {transformers.__version__}; shared machine: medians of interleaved runs")  # fmt: skip
+          f"transformers {transformers.__version__}; OMP_WAIT_POLICY {os.environ['OMP_WAIT_POLICY']}, "
+          f"ONNX Runtime without spinning; medians of interleaved runs")  # fmt: skip
     minilm = model_folder(resolve_model_path("minilm"))
     with tempfile.TemporaryDirectory() as tmp:
         for name in args.models.split(","):
