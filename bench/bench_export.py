@@ -3,7 +3,8 @@
     python bench/bench_export.py                          # fine-tunes all-MiniLM-L6-v2 on an SST-2 subset first
     python bench/bench_export.py --model runs/sst2        # or any fine-tuned SST-2 folder
 
-Backends: PyTorch fp32, PyTorch dynamic int8 (nn.Linear), onnxruntime fp32, onnxruntime dynamic int8.
+Backends: PyTorch fp32, PyTorch dynamic int8 (nn.Linear), onnxruntime fp32, onnxruntime dynamic int8, and
+PyTorch with bf16 weights (`--precision bf16`) where the CPU computes bf16 natively.
 Printed per backend: SST-2 dev accuracy (872 sentences) and its change against PyTorch fp32 (goal: int8 loses
 <= 1 point), max |logit - PyTorch logit| over the whole dev set (goal for ONNX fp32: <= 1e-4), dev throughput
 (sentences/s, batch 64) and batch-1 latency. Reads ../shared/data/glue/SST-2.
@@ -151,6 +152,9 @@ def main() -> int:
     for name, model in variants:
         predictor = Predictor(base.task, model, base.tokenizer, length, batch_size=64, device="cpu")
         rows.append(measure(name, predictor, inputs, gold, reference))
+    if runtime.native_bf16():  # `--precision bf16`: bf16 weights packed once, native AMX / AVX-512-BF16 kernels
+        bf16 = Predictor.from_pretrained(model_dir, device="cpu", batch_size=64, precision="bf16")
+        rows.append(measure("pytorch bf16 weights", bf16, inputs, gold, reference))
     print(f"\nSST-2 dev ({len(gold)} sentences, max_seq_length {length}):")
     print(f"{'backend':28} {'accuracy':>9} {'change':>8} {'max|dlogit|':>12} {'sent/s':>8} {'b1 p50 ms':>10}")
     for r in rows:

@@ -262,7 +262,12 @@ class PreparedLinear(nn.Linear):
                 bias = None if bias is None else bias.bfloat16()
             self._packed = torch.ops.mkldnn._reorder_linear_weight(weight.contiguous())
             self._packed_bias = bias
-        self._packed_version = self.weight._version
+        self._packed_version = self._weight_version()
+
+    def _weight_version(self) -> int:
+        """The weight's in-place write counter; an inference tensor (made under inference_mode) has none and
+        counts as 0: it cannot be written in place outside inference_mode."""
+        return 0 if self.weight.is_inference() else self.weight._version
 
     def _use_packed(self, x: torch.Tensor) -> bool:
         if self.training or x.device.type != "cpu" or self.weight.device.type != "cpu":
@@ -274,7 +279,7 @@ class PreparedLinear(nn.Linear):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if not self._use_packed(x):
             return F.linear(x, self.weight, self.bias)
-        if self.weight._version != self._packed_version:
+        if self._packed is None or self._weight_version() != self._packed_version:
             self.repack()
         if self.packing == "mkldnn-bf16":
             x = x.bfloat16()
@@ -286,6 +291,13 @@ class PreparedLinear(nn.Linear):
 
     def extra_repr(self) -> str:
         return f"{super().extra_repr()}, packing={self.packing}"
+
+    def __getstate__(self) -> dict:
+        """A copy leaves the packed weight behind (oneDNN's opaque tensor has no storage to copy); it is
+        packed again at the first forward."""
+        state = dict(super().__getstate__())
+        state.update(_packed=None, _packed_bias=None, _packed_version=-1)
+        return state
 
 
 def native_bf16() -> bool:
@@ -332,6 +344,21 @@ def prepare_for_inference(model: nn.Module, precision: str = "fp32") -> nn.Modul
             if type(child) is nn.Linear and child.weight.dtype == torch.float32:
                 setattr(parent, name, PreparedLinear.from_linear(child, packing))
     logger.info("prepared for inference: linear weights packed (%s)", packing)
+    return model
+
+
+def unprepare(model: nn.Module) -> nn.Module:
+    """Undo prepare_for_inference in place: every PreparedLinear becomes a plain nn.Linear with the same
+    parameters (for rewrites that match nn.Linear by type, e.g. dynamic quantization). Returns the model."""
+    for parent in list(model.modules()):
+        for name, child in list(parent.named_children()):
+            if isinstance(child, PreparedLinear):
+                plain = nn.Linear.__new__(nn.Linear)
+                nn.Module.__init__(plain)
+                plain.in_features, plain.out_features = child.in_features, child.out_features
+                plain.weight, plain.bias = child.weight, child.bias
+                plain.training = child.training
+                setattr(parent, name, plain)
     return model
 
 

@@ -4,10 +4,17 @@ from __future__ import annotations
 
 import importlib.util
 import json
+import os
 from functools import cache
 from pathlib import Path
 
 import pytest
+
+if os.environ.get("PYTEST_XDIST_WORKER"):
+    # Under pytest-xdist (`pytest -n 2`) the workers share the CPU: one thread each, and idle OpenMP threads
+    # sleep instead of spinning; set before torch loads, so the CLI subprocesses of the tests inherit it too.
+    os.environ.setdefault("OMP_NUM_THREADS", "1")
+    os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
 REPO = Path(__file__).resolve().parents[1]
 SHARED = REPO.parent / "shared"

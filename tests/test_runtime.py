@@ -117,6 +117,30 @@ def test_prepared_model_gives_the_plain_outputs_in_fp32(shape):
         torch.testing.assert_close(prepared(ids, types, mask), plain(ids, types, mask), atol=1e-4, rtol=0)
 
 
+def test_prepared_model_copies_and_quantizes_like_the_plain_one():
+    """A prepared model deep-copies (the packed weight is left behind and packed again), and dynamic
+    int8 quantization reaches its linears (it matches nn.Linear by type) with the plain model's outputs."""
+    import copy
+
+    from bertkit.export.quantize import quantize_torch
+    from bertkit.runtime import PreparedLinear, prepare_for_inference
+
+    plain, twin = _twins()
+    prepared = prepare_for_inference(twin, "fp32")
+    ids, types, mask = _inputs(5, 11)
+    copied = copy.deepcopy(prepared)
+    with torch.inference_mode():
+        expected = plain(ids, types, mask)
+        assert all(type(m) is PreparedLinear for m in copied.modules() if isinstance(m, torch.nn.Linear))
+        torch.testing.assert_close(copied(ids, types, mask), expected, atol=1e-4, rtol=0)
+        copied_here = copy.deepcopy(prepared)  # inside inference_mode: its weights are inference tensors
+        torch.testing.assert_close(copied_here(ids, types, mask), expected, atol=1e-4, rtol=0)
+        q_plain, q_prepared = quantize_torch(plain), quantize_torch(prepared)
+        assert repr(q_prepared).count("DynamicQuantizedLinear") == repr(q_plain).count("DynamicQuantizedLinear") > 0
+        torch.testing.assert_close(q_prepared(ids, types, mask), q_plain(ids, types, mask), atol=0, rtol=0)
+        torch.testing.assert_close(prepared(ids, types, mask), expected, atol=1e-4, rtol=0)  # the source unchanged
+
+
 def test_prepared_model_keeps_its_state_dict_and_trains_like_the_plain_one():
     from bertkit.runtime import prepare_for_inference
 
