@@ -102,3 +102,21 @@ def attend(
         ctx = F.scaled_dot_product_attention(q, k, v, dropout_p=dropout_p)
         return ctx.transpose(1, 2).values().reshape(n, hidden)
     raise ValueError(f"unknown attention kernel {kernel!r}; choose one of {KERNELS}")
+
+
+def attention_probs(qkv: Tensor, num_heads: int, head_size: int, packing: Packing | None) -> Tensor:
+    """The attention distributions that attend() applies: qkv (B, T, 3H) or packed (N, 3H) -> (B, nh, T, T).
+
+    softmax(q k^T / sqrt(hs)) over the real keys; padded keys get exactly 0, rows of padded queries are 0.
+    An explicit path for distillation (MiniLM-style matching) only: the kernels above never materialise it.
+    """
+    if packing is not None and packing.packed:
+        qkv = pad(qkv, packing)
+    b, t, _ = qkv.shape
+    q, k, _v = qkv.view(b, t, 3, num_heads, head_size).permute(2, 0, 3, 1, 4).unbind(0)
+    scores = (q @ k.transpose(-1, -2)).float() / head_size**0.5  # (B, nh, T, T)
+    if packing is None:
+        return torch.softmax(scores, -1)
+    keys = packing.key_mask.reshape(b, 1, 1, t)
+    probs = torch.softmax(scores.masked_fill(~keys, float("-inf")), -1)
+    return probs * keys.transpose(-1, -2)  # zero the rows of padded queries

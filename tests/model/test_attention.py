@@ -184,3 +184,31 @@ def test_compiled_encoder_has_no_graph_break():
         explained = torch._dynamo.explain(model)(ids, types, mask)
     assert explained.graph_break_count == 0, explained.break_reasons
     assert explained.graph_count == 1
+
+
+@pytest.mark.parametrize("name", ["right", "holes", "left"])
+def test_attention_probs_are_what_attend_applies(name: str) -> None:
+    """probs @ v equals attend()'s context at real queries, in both layouts; padded keys and queries get 0."""
+    from bertkit.model.attention import attention_probs
+
+    torch.manual_seed(0)
+    mask = torch.tensor(MASKS[name])
+    b, t = mask.shape
+    qkv = torch.randn(b, t, 3 * HIDDEN)
+    packing = packing_from_mask(mask)
+    probs = attention_probs(unpad(qkv, packing), HEADS, HIDDEN // HEADS, packing)
+    assert probs.shape == (b, HEADS, t, t)
+    real = mask.bool()
+    assert torch.all(probs.masked_select(~real[:, None, None, :]) == 0)  # padded keys
+    assert torch.all(probs.masked_select(~real[:, None, :, None]) == 0)  # padded queries
+    sums = probs.sum(-1).transpose(1, 2)[real]
+    torch.testing.assert_close(sums, torch.ones_like(sums))
+    v = qkv.view(b, t, 3, HEADS, HIDDEN // HEADS)[:, :, 2].transpose(1, 2)  # (B, nh, T, hs)
+    ctx = (probs @ v).transpose(1, 2).reshape(b, t, HIDDEN)
+    torch.testing.assert_close(ctx[real], reference(qkv, mask)[real], rtol=1e-5, atol=1e-5)
+    # the padded layout (a key mask, no packing) gives the same distributions
+    padded = packing_from_mask(mask, packed=False)
+    torch.testing.assert_close(attention_probs(qkv, HEADS, HIDDEN // HEADS, padded), probs)
+    full = attention_probs(qkv[1:2], HEADS, HIDDEN // HEADS, None) if name == "right" else None
+    if full is not None:  # row 1 of "right" has no padding: no mask at all gives its distributions
+        torch.testing.assert_close(full[0], probs[1])
