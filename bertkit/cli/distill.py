@@ -49,6 +49,14 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         "--unlabeled", help="plain text (one per line) or JSONL the teachers label: data distillation"
     )
     k.add_argument("--max-unlabeled", type=int, help="use the first N unlabelled texts")
+    k.add_argument("--hidden-weight", type=float, default=0.0,
+                   help="weight of the hidden-state matching loss: MSE over real tokens, through a learned projection "
+                   "when the widths differ (TinyBERT); default 0 = off")  # fmt: skip
+    k.add_argument("--attention-weight", type=float, default=0.0,
+                   help="weight of the attention matching loss: KL between the teacher's and the student's attention "
+                   "distributions (MiniLM); needs equal head counts; default 0 = off")  # fmt: skip
+    k.add_argument("--layer-map", help="student:teacher layer pairs (0-based) to match, e.g. 0:1,1:3,2:5; default "
+                   "uniform: student layer i -> teacher layer (i+1)*T/S - 1 (TinyBERT)")  # fmt: skip
     k.add_argument("--no-speed", action="store_true", help="skip timing the teacher and the student on dev")
     d = p.add_argument_group("data")
     d.add_argument(
@@ -92,7 +100,8 @@ def run(args: argparse.Namespace) -> int:
         student_layers=parse_layers(args.student_layers) if args.student_layers else None,
         student=args.student, temperature=args.temperature, soft_weight=args.soft_weight,
         hard_weight=args.hard_weight, unlabeled=args.unlabeled, max_unlabeled=args.max_unlabeled,
-        measure_speed=not args.no_speed,
+        measure_speed=not args.no_speed, hidden_weight=args.hidden_weight,
+        attention_weight=args.attention_weight, layer_map=args.layer_map,
     )  # fmt: skip
     seeds = [int(s) for s in args.seeds.split(",") if s.strip()] if args.seeds else None
     result = distill(spec, dcfg, config, args.output_dir, seeds=seeds)

@@ -35,6 +35,13 @@ from bertkit.runtime import Runtime
 from bertkit.tasks.base import Batch, Feature, Task
 from bertkit.tokenization import Tokenizer
 from bertkit.training.config import TrainConfig
+from bertkit.training.distill_match import (
+    Matcher,
+    check_heads,
+    collate_intermediates,
+    parse_layer_map,
+    teacher_intermediates,
+)
 from bertkit.training.distill_report import measure_speed, plot_distillation
 from bertkit.training.distill_student import count_parameters, student_from_folder, student_from_layers
 from bertkit.training.distill_targets import SoftTargets, mean_outputs, soft_targets_for
@@ -61,6 +68,10 @@ class DistillConfig:
     measure_speed: bool = True
     speed_rounds: int = 3
     latency_examples: int = 100
+    # intermediate matching (bertkit.training.distill_match); 0 = off
+    hidden_weight: float = 0.0  # MSE of the mapped layers' hidden states (projected when widths differ)
+    attention_weight: float = 0.0  # KL between the mapped layers' attention distributions
+    layer_map: str | None = None  # "0:1,1:3,2:5" student:teacher; None = uniform, i -> (i + 1) * T // S - 1
 
     def __post_init__(self) -> None:
         if not self.teachers:
@@ -71,6 +82,12 @@ class DistillConfig:
             raise ValueError(f"temperature must be > 0, got {self.temperature}")
         if self.soft_weight < 0 or self.hard_weight < 0 or self.soft_weight + self.hard_weight == 0:
             raise ValueError("soft_weight and hard_weight must be >= 0 and not both 0")
+        if self.hidden_weight < 0 or self.attention_weight < 0:
+            raise ValueError("--hidden-weight and --attention-weight must be >= 0")
+
+    @property
+    def matching(self) -> bool:
+        return bool(self.hidden_weight or self.attention_weight)
 
 
 @dataclass(frozen=True)
@@ -90,6 +107,11 @@ class DistillTask:
     ):
         self.task, self.soft = task, soft
         self.temperature, self.soft_weight, self.hard_weight = temperature, soft_weight, hard_weight
+        self.matcher: Matcher | None = None  # set per student when intermediate matching is on
+
+    def extra_module(self) -> nn.Module | None:
+        """Trained with the student, never saved with it: the hidden-state projection, if any."""
+        return self.matcher.proj if self.matcher is not None else None
 
     def __getattr__(self, name: str) -> Any:  # name, main_metric, labels, decode, metrics, to_json, ...
         return getattr(self.task, name)
@@ -108,6 +130,8 @@ class DistillTask:
         batch = self.task.collate(features)
         if features and all("soft" in f for f in features):
             batch["soft_targets"] = self.soft.collate([f["soft"] for f in features])
+        if features and "attention_mask" in batch:
+            batch.update(collate_intermediates(features, batch["attention_mask"]))
         return batch
 
     def loss(self, outputs: Any, batch: Batch) -> Tensor:
@@ -116,6 +140,8 @@ class DistillTask:
             total = total + self.soft_weight * self.soft.loss(
                 outputs, batch["soft_targets"], batch, self.temperature
             )
+        if self.matcher is not None:
+            total = total + self.matcher.loss(batch)
         return total
 
 
@@ -298,15 +324,16 @@ def distill(spec: DataSpec, dcfg: DistillConfig, config: TrainConfig, output_dir
         unlabeled = read_unlabeled(dcfg.unlabeled, task, dcfg.max_unlabeled) if dcfg.unlabeled else []
         teacher_dev, singles = teacher_metrics(task, teachers, data.dev, tokenizer, config, runtime)
         logger.info("teacher dev: %s", teacher_dev)
-        if dcfg.soft_weight or unlabeled:
+        if dcfg.soft_weight or unlabeled or dcfg.matching:
             train_examples = distilled_examples(task, teachers, data.train, unlabeled, tokenizer, dcfg.temperature,
                                                 config, runtime)  # fmt: skip
         else:  # the student alone (hard loss only): no soft targets to compute
             train_examples = list(data.train)
+        pairs = _match_teachers(task, dcfg, teachers, train_examples, config, runtime) if dcfg.matching else None
         distill_task = DistillTask(task, soft_targets_for(task), dcfg.temperature, dcfg.soft_weight,
                                    dcfg.hard_weight)  # fmt: skip
         context = {"teacher_metrics": teacher_dev, "single_teachers": singles, "labelled": len(data.train),
-                   "unlabeled": len(unlabeled)}  # fmt: skip
+                   "unlabeled": len(unlabeled), "layer_pairs": pairs}  # fmt: skip
         runs = {}
         for seed in seeds or [config.seed]:
             folder = out if not seeds or len(seeds) == 1 else out / f"seed-{seed}"
@@ -323,6 +350,23 @@ def distill(spec: DataSpec, dcfg: DistillConfig, config: TrainConfig, output_dir
     return summary
 
 
+def _match_teachers(task: Task, dcfg: DistillConfig, teachers: Sequence[nn.Module], train_examples: list,
+                    config: TrainConfig, runtime: Runtime) -> list[tuple[int, int]]:  # fmt: skip
+    """Check the layer map against the student and cache the first teacher's intermediates in the features."""
+    if task.name == "multiple_choice":
+        raise ValueError("--hidden-weight / --attention-weight support classification, tagging and qa, "
+                         "not multiple_choice")  # fmt: skip
+    probe, _ = build_student(task, dcfg, teachers[0])  # only its shape: each seed builds its own
+    s_cfg, t_cfg = probe.config, teachers[0].config
+    pairs = parse_layer_map(dcfg.layer_map, s_cfg.num_hidden_layers, t_cfg.num_hidden_layers)
+    if dcfg.attention_weight:
+        check_heads(s_cfg.num_attention_heads, t_cfg.num_attention_heads)
+    features = [f for e in train_examples for f in e.features]
+    teacher_intermediates(task, teachers[0], features, pairs, bool(dcfg.hidden_weight), bool(dcfg.attention_weight),
+                          config.eval_batch_size, runtime.device)  # fmt: skip
+    return pairs
+
+
 def _one_student(task: DistillTask, teachers: Sequence[nn.Module], tokenizer: Tokenizer, train_examples: list,
                  dev: Sequence[Any], dcfg: DistillConfig, config: TrainConfig, out: Path, runtime: Runtime,
                  context: dict[str, Any]) -> dict[str, Any]:  # fmt: skip
@@ -330,7 +374,14 @@ def _one_student(task: DistillTask, teachers: Sequence[nn.Module], tokenizer: To
     # the features carry the teachers' soft targets, which the on-disk feature store does not hold
     config = config.replace(feature_cache="off")
     student, layers = build_student(task.task, dcfg, teachers[0])
-    result = train(task, student, tokenizer, train_examples, dev, config, out, runtime)
+    if context["layer_pairs"] is not None:
+        task.matcher = Matcher(student, context["layer_pairs"], dcfg.hidden_weight, dcfg.attention_weight,
+                               teachers[0].config.hidden_size)  # fmt: skip
+    try:
+        result = train(task, student, tokenizer, train_examples, dev, config, out, runtime)
+    finally:
+        if task.matcher is not None:
+            task.matcher.capture.remove()
     if not runtime.is_main:
         return result.metrics
     student.to(runtime.device)
@@ -348,6 +399,10 @@ def _one_student(task: DistillTask, teachers: Sequence[nn.Module], tokenizer: To
         "temperature": dcfg.temperature, "soft_weight": dcfg.soft_weight, "hard_weight": dcfg.hard_weight,
         "labelled_examples": context["labelled"], "unlabeled_examples": context["unlabeled"],
     }  # fmt: skip
+    if task.matcher is not None:
+        report["intermediate"] = {"hidden_weight": dcfg.hidden_weight, "attention_weight": dcfg.attention_weight,
+                                  **task.matcher.report()}  # fmt: skip
+        task.matcher = None
     if context["single_teachers"]:
         singles = context["single_teachers"]
         report["single_teachers"] = singles

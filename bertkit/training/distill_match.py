@@ -14,18 +14,29 @@ Shapes: B batch, T padded length, H student width, Ht teacher width, nh heads.
   are what the teacher's attention means, and KL is invariant to the per-row shift of the scores that softmax
   ignores. Teacher and student need the same number of heads.
 
-Not done yet: wiring these into DistillTask (teacher intermediates cached once per example, compact fp16 on the
-real tokens; student intermediates captured during the training forward; CLI flags --hidden-weight,
---attention-weight, --layer-map).
+Capture hooks the encoder's layers of any bertkit model (the default forward is untouched: the explicit
+attention probabilities are computed only for mapped layers, and only while a Capture is attached).
+The teacher's intermediates are computed once per training window before training (teacher_intermediates, the
+first teacher's when there are several) and carried in the features, compact: fp16, real tokens only. The cost
+per window of n real tokens is, for the M mapped layers, M * n * Ht * 2 bytes for hidden states and
+M * nh * n² * 2 bytes for attention (e.g. 3 layers, n = 64, Ht = 384, nh = 12: 147 KB + 295 KB), held in memory
+for the whole run.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import Any
 
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
+
+from bertkit.engine import to_device
+from bertkit.model.attention import attention_probs
+from bertkit.model.bert import Layer
+from bertkit.model.padding import pad
+from bertkit.tasks.base import Feature, Task
 
 
 def default_layer_map(student_layers: int, teacher_layers: int) -> list[tuple[int, int]]:
@@ -104,4 +115,146 @@ def attention_loss(student: Sequence[Tensor], teacher: Sequence[Tensor], mask: T
     return torch.stack(losses).mean()
 
 
-__all__ = ["attention_loss", "check_heads", "default_layer_map", "hidden_loss", "parse_layer_map", "projection"]
+def encoder_layers(model: nn.Module) -> list[Layer]:
+    layers = [m for m in model.modules() if isinstance(m, Layer)]
+    if not layers:
+        raise ValueError(f"{type(model).__name__} has no bertkit encoder layers to match")
+    return layers
+
+
+class Capture:
+    """While attached to a model, each forward records the hidden state (B, T, H) after every encoder step
+    in `hidden` and, for the steps in `attention_steps`, the attention distributions (B, nh, T, T) in `attention`.
+    Steps are counted in call order, so ALBERT's shared layers count once per step."""
+
+    def __init__(self, model: nn.Module, hidden_steps: Sequence[int], attention_steps: Sequence[int],
+                 training_only: bool = False):  # fmt: skip
+        """training_only: record nothing while the model is in eval mode (the student's dev evaluation)."""
+        self.hidden_steps, self.attention_steps = set(hidden_steps), set(attention_steps)
+        self.training_only = training_only
+        self.hidden: dict[int, Tensor] = {}
+        self.attention: dict[int, Tensor] = {}
+        self._step = 0
+        self._handles = [model.register_forward_pre_hook(lambda module, args: self.reset())]
+        for layer in encoder_layers(model):
+            self._handles.append(layer.register_forward_pre_hook(self._before))
+            self._handles.append(layer.register_forward_hook(self._after))
+
+    def reset(self) -> None:
+        self.hidden, self.attention, self._step = {}, {}, 0
+
+    def _before(self, layer: Layer, args: tuple) -> None:
+        x, packing = args
+        if self._step in self.attention_steps and (layer.training or not self.training_only):
+            att = layer.attention
+            self.attention[self._step] = attention_probs(att.qkv(x), att.num_heads, att.head_size, packing)
+
+    def _after(self, layer: Layer, args: tuple, output: Tensor) -> None:
+        packing = args[1]
+        if self._step in self.hidden_steps and (layer.training or not self.training_only):
+            self.hidden[self._step] = output if packing is None else pad(output, packing)
+        self._step += 1
+
+    def remove(self) -> None:
+        for h in self._handles:
+            h.remove()
+
+
+def teacher_intermediates(task: Task, teacher: nn.Module, features: Sequence[Feature], pairs: Sequence[tuple[int, int]],
+                          hidden: bool, attention: bool, batch_size: int, device: torch.device) -> None:  # fmt: skip
+    """Run the teacher once over the features; each gets "t_hidden" (M, n, Ht) and/or "t_attn" (M, nh, n, n),
+    fp16, over its n real tokens, for the M mapped teacher layers in the order of pairs."""
+    steps = [t for _, t in pairs]
+    capture = Capture(teacher, steps if hidden else [], steps if attention else [])
+    was_training = teacher.training
+    teacher.eval()
+    try:
+        with torch.inference_mode():
+            for start in range(0, len(features), batch_size):
+                chunk = features[start : start + batch_size]
+                batch = to_device(task.collate(chunk), device)
+                capture.reset()
+                task.forward(teacher, batch)
+                real = batch["attention_mask"].bool().cpu()
+                for i, f in enumerate(chunk):
+                    keep = real[i]
+                    if hidden:
+                        f["t_hidden"] = torch.stack([capture.hidden[t][i].cpu()[keep] for t in steps]).half()
+                    if attention:
+                        f["t_attn"] = torch.stack(
+                            [capture.attention[t][i].cpu()[:, keep][:, :, keep] for t in steps]
+                        ).half()
+    finally:
+        capture.remove()
+        teacher.train(was_training)
+
+
+def collate_intermediates(features: Sequence[Feature], mask: Tensor) -> dict[str, Tensor]:
+    """The features' cached teacher intermediates, scattered to the batch's real positions (mask (B, T)):
+    "t_hidden" (M, B, T, Ht) and "t_attn" (M, B, nh, T, T), zeros at padding."""
+    out: dict[str, Tensor] = {}
+    real = mask.bool()
+    b, t = mask.shape
+    if all("t_hidden" in f for f in features):
+        m, _, width = features[0]["t_hidden"].shape
+        h = torch.zeros(m, b, t, width)
+        for i, f in enumerate(features):
+            h[:, i, real[i]] = f["t_hidden"].float()
+        out["t_hidden"] = h
+    if all("t_attn" in f for f in features):
+        m, heads = features[0]["t_attn"].shape[:2]
+        a = torch.zeros(m, b, heads, t, t)
+        for i, f in enumerate(features):
+            idx = real[i].nonzero().squeeze(1)
+            a[:, i, :, idx[:, None], idx[None, :]] = f["t_attn"].float()
+        out["t_attn"] = a
+    return out
+
+
+class Matcher:
+    """The student's side: its Capture, the projection, the weights; loss(batch) -> the weighted intermediate
+    loss of the last forward, and a record of each term per step (for the report)."""
+
+    def __init__(self, student: nn.Module, pairs: Sequence[tuple[int, int]], hidden_weight: float,
+                 attention_weight: float, teacher_width: int):  # fmt: skip
+        self.pairs = list(pairs)
+        steps = [s for s, _ in pairs]
+        self.hidden_weight, self.attention_weight = hidden_weight, attention_weight
+        self.capture = Capture(student, steps if hidden_weight else [], steps if attention_weight else [],
+                               training_only=True)  # fmt: skip
+        width = student.config.hidden_size
+        self.proj = projection(width, teacher_width) if hidden_weight else None
+        self.history: dict[str, list[float]] = {"hidden": [], "attention": []}
+
+    def loss(self, batch: dict[str, Any]) -> Tensor | float:
+        mask = batch["attention_mask"]
+        steps = [s for s, _ in self.pairs]
+        total: Tensor | float = 0.0
+        if self.hidden_weight and "t_hidden" in batch:
+            term = hidden_loss([self.capture.hidden[s] for s in steps], list(batch["t_hidden"].unbind(0)), mask,
+                               self.proj)  # fmt: skip
+            self.history["hidden"].append(float(term.detach()))
+            total = total + self.hidden_weight * term
+        if self.attention_weight and "t_attn" in batch:
+            term = attention_loss([self.capture.attention[s] for s in steps], list(batch["t_attn"].unbind(0)), mask)
+            self.history["attention"].append(float(term.detach()))
+            total = total + self.attention_weight * term
+        self.capture.reset()
+        return total
+
+    def report(self) -> dict[str, Any]:
+        """Mean of each term over the first and the last fifth of the training steps."""
+        out: dict[str, Any] = {"layer_map": [list(p) for p in self.pairs], "projection": self.proj is not None}
+        for name, values in self.history.items():
+            if values:
+                k = max(1, len(values) // 5)
+                out[f"{name}_loss"] = {"first_steps": sum(values[:k]) / k, "last_steps": sum(values[-k:]) / k,
+                                       "steps": len(values)}  # fmt: skip
+        return out
+
+
+__all__ = [
+    "Capture",
+    "Matcher",
+    "collate_intermediates",
+    "teacher_intermediates","attention_loss", "check_heads", "default_layer_map", "hidden_loss", "parse_layer_map", "projection"]

@@ -37,7 +37,14 @@ from bertkit.training.checkpoint import (
     save_model_folder,
 )
 from bertkit.training.config import TrainConfig
-from bertkit.training.optim import build_optimizer, clip_gradients, lr_at, set_lr, warmup_steps_for
+from bertkit.training.optim import (
+    build_optimizer,
+    clip_gradients,
+    lr_at,
+    param_groups,
+    set_lr,
+    warmup_steps_for,
+)
 from bertkit.training.report import LossWindow, MetricsLog, write_metrics, write_report
 
 logger = logging.getLogger(__name__)
@@ -173,6 +180,13 @@ def setup(
         bias_correction=config.bias_correction,
         lr_scales=task.lr_scales(),
     )
+    # modules the task trains beside the model but never saves into its folder (distillation's projection)
+    extra = task.extra_module() if hasattr(task, "extra_module") else None
+    if extra is not None:
+        extra.to(runtime.device)
+        for group in param_groups(extra, config.weight_decay):
+            if group["params"]:
+                optimizer.add_param_group(group)
     scaler = torch.amp.GradScaler("cuda") if config.precision == "fp16" else None
     steps_per_epoch = len(_plan(lengths, config, runtime, 0))
     if steps_per_epoch == 0:

@@ -270,3 +270,67 @@ def test_bad_input_is_named(teachers: list[Path], data: Path, tmp_path: Path, ca
     with pytest.raises(SystemExit):  # argparse: --student-layers and --student exclude each other
         main(["distill", "--teacher", str(teachers[0]), "--student-layers", "2", "--student", str(teachers[1]),
               *_data_flags(data), "--output-dir", out])  # fmt: skip
+
+
+def _student_config(tmp_path: Path, teacher: Path, **changes: int) -> Path:
+    config = json.loads((teacher / "config.json").read_text())
+    config.update(num_hidden_layers=2, **changes)
+    for key in ("id2label", "label2id", "architectures"):
+        config.pop(key, None)
+    path = tmp_path / f"student-{'-'.join(f'{k}{v}' for k, v in changes.items())}" / "config.json"
+    path.parent.mkdir()
+    path.write_text(json.dumps(config))
+    return path
+
+
+def test_intermediate_matching_cli(teachers: list[Path], data: Path, tmp_path: Path, monkeypatch) -> None:  # noqa: ANN001
+    """--hidden-weight and --attention-weight into a narrower random student: the teacher's intermediates are
+    computed once, both losses fall, the projection exists and is not saved, OUT loads in transformers."""
+    from bertkit.training import distill as distill_mod
+
+    calls = {"rows": 0}
+    original = distill_mod.teacher_intermediates
+
+    def counting(task, teacher, features, *args):  # noqa: ANN001, ANN202
+        calls["rows"] += len(features)
+        return original(task, teacher, features, *args)
+
+    monkeypatch.setattr(distill_mod, "teacher_intermediates", counting)
+    student = _student_config(tmp_path, teachers[0], hidden_size=16, intermediate_size=32)
+    out = tmp_path / "matched"
+    assert main(["distill", "--teacher", str(teachers[0]), "--student", str(student), *_data_flags(data),
+                 "--hidden-weight", "1", "--attention-weight", "1", "--output-dir", str(out), "--no-speed",
+                 "--epochs", "3", "--lr", "3e-3", "--seed", "3", *FAST]) == 0  # fmt: skip
+    assert calls["rows"] == 160  # once per training window; 3 epochs add nothing
+    report = json.loads((out / "metrics.json").read_text())["distillation"]["intermediate"]
+    assert report["layer_map"] == [[0, 1], [1, 3]] and report["projection"] is True  # uniform map, 2 of 4
+    for name in ("hidden_loss", "attention_loss"):
+        assert report[name]["steps"] == 60  # 160 / 8 per epoch x 3
+        assert report[name]["last_steps"] < 0.8 * report[name]["first_steps"], (name, report[name])
+
+    transformers = pytest.importorskip("transformers")
+    hf, info = transformers.AutoModelForSequenceClassification.from_pretrained(out, output_loading_info=True)
+    assert not info["missing_keys"] and not info["unexpected_keys"]  # no projection in the folder
+    from safetensors.torch import load_file
+
+    assert not [k for k in load_file(out / "model.safetensors") if "proj" in k and "attention" not in k]
+    texts = ["the movie was great", "it is dull and poor"]
+    ours = Predictor.from_pretrained(out).predict([{"text": t} for t in texts])
+    tok = transformers.BertTokenizerFast.from_pretrained(out)
+    with torch.no_grad():
+        probs = torch.softmax(hf.eval()(**tok(texts, return_tensors="pt", padding=True)).logits, -1)
+    for row, pred in zip(probs.tolist(), ours, strict=True):
+        assert row == pytest.approx([pred["probabilities"]["neg"], pred["probabilities"]["pos"]], abs=1e-4)
+
+
+def test_intermediate_matching_bad_input(teachers: list[Path], data: Path, tmp_path: Path, capsys) -> None:  # noqa: ANN001
+    out = str(tmp_path / "x")
+    flags = [*_data_flags(data), "--output-dir", out, "--no-speed", *FAST]
+    assert main(["distill", "--teacher", str(teachers[0]), "--student-layers", "2", "--hidden-weight", "1",
+                 "--layer-map", "0:1,1:4", *flags]) == 2  # fmt: skip
+    assert "--layer-map '0:1,1:4': teacher layer 4 is out of range 0..3" in capsys.readouterr().err
+    two_heads = _student_config(tmp_path, teachers[0], num_attention_heads=2)
+    assert main(["distill", "--teacher", str(teachers[0]), "--student", str(two_heads), "--attention-weight", "1",
+                 *flags]) == 2  # fmt: skip
+    err = capsys.readouterr().err
+    assert "--attention-weight" in err and "student 2, teacher 4" in err

@@ -100,3 +100,60 @@ def test_attention_loss_is_kl_over_heads_and_real_queries() -> None:
     s2 = s.clone()
     s2[1, :, 2, :] = 0.3
     torch.testing.assert_close(attention_loss([s2], [t], MASK), attention_loss([s], [t], MASK))
+
+
+def test_capture_and_cache_give_the_encoders_own_states() -> None:
+    """Capture records what the encoder computes (hidden states as output_hidden_states gives them, attention
+    distributions whose weighted values are the layer's context), in training and eval, and detaches cleanly;
+    the teacher cache scattered back by collate_intermediates equals a direct capture (zeros at padding)."""
+    from bertkit.model.bert import BertModel
+    from bertkit.model.config import BertConfig
+    from bertkit.training.distill_match import Capture, collate_intermediates, teacher_intermediates
+
+    torch.manual_seed(0)
+    config = BertConfig(vocab_size=99, hidden_size=32, num_hidden_layers=3, num_attention_heads=4,
+                        intermediate_size=37, max_position_embeddings=64, hidden_dropout_prob=0.0,
+                        attention_probs_dropout_prob=0.0)  # fmt: skip
+    model = BertModel(config)
+    ids = torch.tensor([[2, 7, 8, 9, 3], [2, 9, 3, 0, 0]])
+    mask = (ids != 0).long()
+    real = mask.bool()
+    want = model(ids, None, mask, output_hidden_states=True).hidden_states
+    capture = Capture(model, [0, 2], [1])
+    for training in (True, False):
+        model.train(training)
+        model(ids, None, mask)
+        assert sorted(capture.hidden) == [0, 2] and sorted(capture.attention) == [1]
+        for step in (0, 2):
+            torch.testing.assert_close(capture.hidden[step][real], want[step + 1][real])
+        probs = capture.attention[1]
+        sums = probs.sum(-1).transpose(1, 2)[real]
+        torch.testing.assert_close(sums, torch.ones_like(sums))
+        assert torch.all(probs[1, :, :, 3:] == 0)
+    capture.remove()
+    capture.reset()
+    model(ids, None, mask)
+    assert not capture.hidden and not capture.attention
+
+    class Plain:  # the task protocol's collate/forward, enough for teacher_intermediates
+        def collate(self, features):  # noqa: ANN001, ANN201
+            t = max(len(f["input_ids"]) for f in features)
+            rows = [f["input_ids"] + [0] * (t - len(f["input_ids"])) for f in features]
+            ids = torch.tensor(rows)
+            return {"input_ids": ids, "attention_mask": (ids != 0).long()}
+
+        def forward(self, model, batch):  # noqa: ANN001, ANN201
+            return model(batch["input_ids"], None, batch["attention_mask"])
+
+    features = [{"input_ids": [2, 7, 8, 9, 3]}, {"input_ids": [2, 9, 3]}]
+    teacher_intermediates(Plain(), model, features, [(0, 0), (1, 2)], True, True, 1, torch.device("cpu"))
+    assert features[1]["t_hidden"].shape == (2, 3, 32) and features[1]["t_hidden"].dtype == torch.float16
+    assert features[1]["t_attn"].shape == (2, 4, 3, 3)
+    batch = collate_intermediates(features, mask)
+    direct = Capture(model, [0, 2], [0, 2])
+    model.eval()
+    model(ids, None, mask)
+    for m, step in enumerate((0, 2)):
+        torch.testing.assert_close(batch["t_hidden"][m], direct.hidden[step], atol=2e-2, rtol=1e-2)
+        torch.testing.assert_close(batch["t_attn"][m], direct.attention[step], atol=2e-3, rtol=1e-2)
+    assert torch.all(batch["t_hidden"][:, 1, 3:] == 0)
