@@ -353,6 +353,8 @@ def distill(spec: DataSpec, dcfg: DistillConfig, config: TrainConfig, output_dir
 def _match_teachers(task: Task, dcfg: DistillConfig, teachers: Sequence[nn.Module], train_examples: list,
                     config: TrainConfig, runtime: Runtime) -> list[tuple[int, int]]:  # fmt: skip
     """Check the layer map against the student and cache the first teacher's intermediates in the features."""
+    if config.gradient_checkpointing:  # its recomputation would re-run the capture hooks out of step
+        raise ValueError("--hidden-weight / --attention-weight do not work with --gradient-checkpointing; drop one")
     if task.name == "multiple_choice":
         raise ValueError("--hidden-weight / --attention-weight support classification, tagging and qa, "
                          "not multiple_choice")  # fmt: skip
@@ -377,6 +379,9 @@ def _one_student(task: DistillTask, teachers: Sequence[nn.Module], tokenizer: To
     if context["layer_pairs"] is not None:
         task.matcher = Matcher(student, context["layer_pairs"], dcfg.hidden_weight, dcfg.attention_weight,
                                teachers[0].config.hidden_size)  # fmt: skip
+        if task.matcher.proj is not None and runtime.world_size > 1:  # DDP would not average its gradients
+            raise ValueError("--hidden-weight with a student narrower or wider than the teacher needs a "
+                             "projection, which is not synchronised across processes yet: run on one process")  # fmt: skip
     try:
         result = train(task, student, tokenizer, train_examples, dev, config, out, runtime)
     finally:

@@ -21,6 +21,8 @@ first teacher's when there are several) and carried in the features, compact: fp
 per window of n real tokens is, for the M mapped layers, M * n * Ht * 2 bytes for hidden states and
 M * nh * n² * 2 bytes for attention (e.g. 3 layers, n = 64, Ht = 384, nh = 12: 147 KB + 295 KB), held in memory
 for the whole run.
+Limits: not with gradient checkpointing (its recomputation re-runs the hooks); the projection is not in the
+resumable checkpoint (a resumed run starts it afresh) and, under DDP, refused (its gradients are not averaged).
 """
 
 from __future__ import annotations

@@ -334,3 +334,6 @@ def test_intermediate_matching_bad_input(teachers: list[Path], data: Path, tmp_p
                  *flags]) == 2  # fmt: skip
     err = capsys.readouterr().err
     assert "--attention-weight" in err and "student 2, teacher 4" in err
+    assert main(["distill", "--teacher", str(teachers[0]), "--student-layers", "2", "--attention-weight", "1",
+                 "--gradient-checkpointing", *flags]) == 2  # fmt: skip
+    assert "do not work with --gradient-checkpointing" in capsys.readouterr().err
