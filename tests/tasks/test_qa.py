@@ -521,7 +521,9 @@ def test_squad_v2_null_answers_on_synthetic_unanswerable_questions(squad_run):
     print({k: round(v, 2) for k, v in m.items()})
     assert m["NoAns_total"] == m["HasAns_total"] == len(held)
     assert m["NoAns_exact"] >= 80.0 and m["HasAns_f1"] >= 45.0
-    assert m["best_f1"] >= m["f1"] and "best_f1_thresh" in m
+    # best_f1 is the best over thresholds, and threshold 0 gives f1: >= up to float summation order (the two sums
+    # run in different orders and once differed in the 15th digit)
+    assert m["best_f1"] >= m["f1"] - 1e-9 and "best_f1_thresh" in m
     by_id = {p["id"]: p for p in predictions}
     abstained = sum(by_id[e.qid]["answer"] == "" for e in eval_set if e.is_impossible)
     assert abstained == round(m["NoAns_exact"] * len(held) / 100)  # NoAns exact match is exactly abstaining
