@@ -137,19 +137,25 @@ class Capture:
         self.hidden: dict[int, Tensor] = {}
         self.attention: dict[int, Tensor] = {}
         self._step = 0
+        self._packing = None
         self._handles = [model.register_forward_pre_hook(lambda module, args: self.reset())]
         for layer in encoder_layers(model):
             self._handles.append(layer.register_forward_pre_hook(self._before))
             self._handles.append(layer.register_forward_hook(self._after))
+            # the probabilities come from the layer's own q, k projection: no second qkv GEMM per matched layer
+            self._handles.append(layer.attention.qkv.register_forward_hook(
+                lambda module, args, qkv, layer=layer: self._qkv(layer, qkv)))  # fmt: skip
 
     def reset(self) -> None:
         self.hidden, self.attention, self._step = {}, {}, 0
 
     def _before(self, layer: Layer, args: tuple) -> None:
-        x, packing = args
+        self._packing = args[1]
+
+    def _qkv(self, layer: Layer, qkv: Tensor) -> None:
         if self._step in self.attention_steps and (layer.training or not self.training_only):
             att = layer.attention
-            self.attention[self._step] = attention_probs(att.qkv(x), att.num_heads, att.head_size, packing)
+            self.attention[self._step] = attention_probs(qkv, att.num_heads, att.head_size, self._packing)
 
     def _after(self, layer: Layer, args: tuple, output: Tensor) -> None:
         packing = args[1]
@@ -258,5 +264,12 @@ class Matcher:
 __all__ = [
     "Capture",
     "Matcher",
+    "attention_loss",
+    "check_heads",
     "collate_intermediates",
-    "teacher_intermediates","attention_loss", "check_heads", "default_layer_map", "hidden_loss", "parse_layer_map", "projection"]
+    "default_layer_map",
+    "hidden_loss",
+    "parse_layer_map",
+    "projection",
+    "teacher_intermediates",
+]
