@@ -11,6 +11,9 @@ the numbers some families use (embedding_size E, ALBERT's shared layer groups).
 
 from __future__ import annotations
 
+import contextlib
+import contextvars
+from collections.abc import Collection, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, ClassVar, TypeVar
@@ -159,6 +162,20 @@ class Encoder(nn.Module):
         return outputs if keep_all else [x]
 
 
+_DEFERRED: contextvars.ContextVar[bool] = contextvars.ContextVar("bertkit_deferred_init", default=False)
+
+
+@contextlib.contextmanager
+def deferred_init() -> Iterator[None]:
+    """Models built inside skip BERT's random init (for MiniLM 3 of its 3.3 s at one thread, drawn twice by a
+    head model and then overwritten by the checkpoint); init_weights(only=...) draws what the checkpoint lacks."""
+    token = _DEFERRED.set(True)
+    try:
+        yield
+    finally:
+        _DEFERRED.reset(token)
+
+
 class Pooler(nn.Module):
     def __init__(self, config: BertConfig):
         super().__init__()
@@ -182,18 +199,32 @@ class PretrainedBert(nn.Module):
     variants: ClassVar[tuple[dict[str, Any], ...]] = ({},)
     config: BertConfig
 
-    def init_weights(self) -> None:
+    def init_weights(self, only: Collection[str] | None = None) -> None:
+        """BERT's init: truncated normal weights (std initializer_range), zero biases, unit LayerNorms.
+
+        only: the parameter names (as in state_dict) to draw; load_pretrained draws those its checkpoint lacks.
+        Inside deferred_init() a constructor's call draws nothing: the checkpoint loaded next replaces them.
+        """
+        if only is None and _DEFERRED.get():
+            self._fixed_tables()
+            return
         std = self.config.initializer_range
-        for module in self.modules():
-            if isinstance(module, nn.Linear):
-                nn.init.trunc_normal_(module.weight, std=std, a=-2 * std, b=2 * std)
-                if module.bias is not None:
-                    nn.init.zeros_(module.bias)
-            elif isinstance(module, nn.Embedding):
-                nn.init.trunc_normal_(module.weight, std=std, a=-2 * std, b=2 * std)
-            elif isinstance(module, nn.LayerNorm):
-                nn.init.ones_(module.weight)
-                nn.init.zeros_(module.bias)
+        for name, module in self.named_modules():
+            if not isinstance(module, (nn.Linear, nn.Embedding, nn.LayerNorm)):
+                continue
+            for key, param in module.named_parameters(recurse=False):
+                if only is not None and (f"{name}.{key}" if name else key) not in only:
+                    continue
+                if isinstance(module, nn.LayerNorm) and key == "weight":
+                    nn.init.ones_(param)
+                elif key == "bias":
+                    nn.init.zeros_(param)
+                else:
+                    nn.init.trunc_normal_(param, std=std, a=-2 * std, b=2 * std)
+        if only is None:
+            self._fixed_tables()
+
+    def _fixed_tables(self) -> None:
         if self.config.sinusoidal_pos_embds:  # DistilBERT's option: a fixed table, as transformers builds it
             for module in self.modules():
                 if isinstance(module, Embeddings):

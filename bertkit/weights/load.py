@@ -16,7 +16,7 @@ from typing import Any
 import torch
 
 from bertkit.hub import model_folder, resolve_model_path
-from bertkit.model.bert import BertModel, PretrainedBert
+from bertkit.model.bert import BertModel, PretrainedBert, deferred_init
 from bertkit.model.config import BertConfig
 from bertkit.model.families import family_of
 from bertkit.model.registry import classes_for, model_for
@@ -173,7 +173,8 @@ def load_pretrained(
     head_changed = "labels" in changes and tuple(changes["labels"]) != config.labels
     config = config.replace(**changes)
 
-    model = model_class(config, **(model_options or {}))
+    with deferred_init():  # the checkpoint replaces the weights: draw only those it lacks, once loaded
+        model = model_class(config, **(model_options or {}))
     encoder_entries, head_entries = model.encoder_rows(), model.pooler_rows() + model.head_rows()
     model.weight_rows()  # raises if a parameter has no row
     tensors, source_names, slots = _source_tensors(path, fmt, encoder_entries + head_entries, config)
@@ -218,6 +219,8 @@ def load_pretrained(
     for key in initialized:
         new_state[key] = state[key]
     model.load_state_dict(new_state, strict=True)
+    if initialized:
+        model.init_weights(only=set(initialized))
     unused = tuple(n for n in source_names if n not in used)
     report = LoadReport(str(path), fmt, model_class.__name__, len(used), tuple(initialized), unused, slots)
     if initialized or unused:
