@@ -25,6 +25,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
+from bertkit.model.dropout import dropout
 from bertkit.model.padding import Packing, pad, unpad
 
 KERNELS = ("sdpa", "per-sequence", "flash-varlen", "jagged", "repad")
@@ -68,7 +69,10 @@ def attend(
         b, t, _ = qkv.shape
         q, k, v = qkv.view(b, t, 3, num_heads, head_size).permute(2, 0, 3, 1, 4).unbind(0)
         mask = None if packing is None else packing.key_mask
-        ctx = F.scaled_dot_product_attention(q, k, v, attn_mask=mask, dropout_p=dropout_p)  # (B, nh, T, hs)
+        if dropout_p and qkv.device.type == "cpu" and not torch.compiler.is_compiling():
+            ctx = _attention_with_dropout(q, k, v, mask, dropout_p)
+        else:
+            ctx = F.scaled_dot_product_attention(q, k, v, attn_mask=mask, dropout_p=dropout_p)  # (B, nh, T, hs)
         return ctx.transpose(1, 2).reshape(b, t, hidden)
     assert packing is not None and packing.packed, f"kernel {kernel} needs the packed layout"
     n = qkv.shape[0]
@@ -102,6 +106,20 @@ def attend(
         ctx = F.scaled_dot_product_attention(q, k, v, dropout_p=dropout_p)
         return ctx.transpose(1, 2).values().reshape(n, hidden)
     raise ValueError(f"unknown attention kernel {kernel!r}; choose one of {KERNELS}")
+
+
+def _attention_with_dropout(q: Tensor, k: Tensor, v: Tensor, mask: Tensor | None, p: float) -> Tensor:
+    """softmax(q k^T / sqrt(hs)) over the unmasked keys, dropout, @ v: (B, nh, T, hs) -> (B, nh, T, hs).
+
+    What SDPA computes with dropout_p, written out for the CPU, where SDPA's dropout takes its math path with
+    torch's bernoulli_ masks: this one draws bertkit.model.dropout's cheaper mask. The products run in the
+    inputs' dtype (bf16 under autocast), the softmax in float32, as in transformers' eager attention.
+    """
+    scores = (q * q.shape[-1] ** -0.5) @ k.transpose(-1, -2)  # (B, nh, T, T)
+    if mask is not None:
+        scores = scores.masked_fill(~mask, float("-inf"))
+    probs = dropout(torch.softmax(scores, -1, dtype=torch.float32), p)
+    return probs.to(v.dtype) @ v
 
 
 def attention_probs(qkv: Tensor, num_heads: int, head_size: int, packing: Packing | None) -> Tensor:

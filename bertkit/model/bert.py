@@ -25,6 +25,7 @@ from torch.utils.checkpoint import checkpoint
 
 from bertkit.model.attention import attend
 from bertkit.model.config import BertConfig
+from bertkit.model.dropout import Dropout
 from bertkit.model.families import family_of
 from bertkit.model.io import checkpoint_io
 from bertkit.model.padding import Packing, packing_from_mask, pad, unpad
@@ -72,7 +73,7 @@ class Embeddings(nn.Module):
             nn.Embedding(config.task_type_vocab_size, e) if config.task_type_vocab_size else None
         )
         self.norm = nn.LayerNorm(e, eps=config.layer_norm_eps)
-        self.dropout = nn.Dropout(config.hidden_dropout_prob)
+        self.dropout = Dropout(config.hidden_dropout_prob)
         self.project = nn.Linear(e, config.hidden_size) if project else None
         self.max_length = config.max_position_embeddings
 
@@ -128,7 +129,7 @@ class Layer(nn.Module):
         self.ffn_out = nn.Linear(config.intermediate_size, config.hidden_size)
         self.ffn_norm = nn.LayerNorm(config.hidden_size, eps=config.layer_norm_eps)
         self.act = activation(config.hidden_act)
-        self.dropout = nn.Dropout(config.hidden_dropout_prob)
+        self.dropout = Dropout(config.hidden_dropout_prob)
 
     def forward(self, x: Tensor, packing: Packing | None) -> Tensor:
         x = self.attention_norm(x + self.dropout(self.attention(x, packing)))

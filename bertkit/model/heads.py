@@ -12,6 +12,7 @@ from torch import Tensor, nn
 
 from bertkit.model.bert import BertModel, PretrainedBert, activation
 from bertkit.model.config import BertConfig
+from bertkit.model.dropout import Dropout
 from bertkit.model.families import family_of
 from bertkit.model.rows import Row, linear, norm
 
@@ -57,15 +58,15 @@ QA_ROWS = [
 ]
 
 
-def _classifier_dropout(config: BertConfig, kind: str | None = None) -> nn.Dropout:
+def _classifier_dropout(config: BertConfig, kind: str | None = None) -> Dropout:
     """The dropout before a head's classifier: classifier_dropout (else hidden_dropout_prob), unless the family
     names another config field for this head kind (Family.head_dropout), as transformers' class reads it."""
     source = family_of(config).head_dropout.get(kind) if kind else None
     if source is not None:
         name, default = source
-        return nn.Dropout(getattr(config, name) if hasattr(config, name) else dict(config.extras).get(name, default))
+        return Dropout(getattr(config, name) if hasattr(config, name) else dict(config.extras).get(name, default))
     p = config.classifier_dropout if config.classifier_dropout is not None else config.hidden_dropout_prob
-    return nn.Dropout(p)
+    return Dropout(p)
 
 
 def gather_positions(hidden: Tensor, positions: Tensor) -> Tensor:

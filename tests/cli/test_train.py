@@ -149,7 +149,9 @@ def test_regression_and_multilabel_jsonl(model_dir: Path, tmp_path: Path) -> Non
             for e in tiny.toy_examples(120, 0)]  # fmt: skip
     (tmp_path / "train.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
     common = ["--task", "classification", "--train-file", str(tmp_path / "train.jsonl"), "--dev-file",
-              str(tmp_path / "train.jsonl"), "--model", str(model_dir), *FAST, "--epochs", "4"]  # fmt: skip
+              str(tmp_path / "train.jsonl"), "--model", str(model_dir), *FAST, "--epochs", "8"]  # fmt: skip
+    # 8 epochs: at 4 the regression's Pearson ranged 0.06-0.73 over seeds 1-8 (it passed on the default seed by
+    # luck and failed once dropout's masks changed); at 8 it is 0.91-1.0 for all eight
     assert (
         main(
             [
