@@ -14,6 +14,7 @@ import numpy as np
 import pytest
 import torch
 
+from bertkit.serving.backend import PROBE_BUDGETS
 from bertkit.serving.config import ServeConfig
 
 SENTENCES = ["hello world", "the quick brown fox jumps over the lazy dog", "a", "Hello, World! It's 9am."]
@@ -49,7 +50,7 @@ def test_encoder_routes(encoder_url, encoder_dir, http):
         info = c.get("/info").json()
         assert info["task"] is None and info["dimensions"] == 32 and info["pooling"] == "mean"
         assert "/predict" not in info["routes"] and info["limits"]["max_texts_per_request"] == 4
-        assert info["device"] == "cpu" and info["limits"]["max_batch_tokens"] == 512  # the CPU default
+        assert info["device"] == "cpu" and info["limits"]["max_batch_tokens"] in PROBE_BUDGETS  # CPU: probed
         got = c.post("/encode", json={"texts": SENTENCES}).json()
         assert got["dimensions"] == 32 and got["tokens"] > len(SENTENCES)
         vectors = np.array(got["embeddings"])

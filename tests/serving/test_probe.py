@@ -1,0 +1,54 @@
+"""The CPU batch-budget probe: which budget it keeps for given timings, what it runs, and when it runs."""
+
+from __future__ import annotations
+
+import pytest
+
+import bertkit.serving.backend as backend_module
+from bertkit.serving.backend import PROBE_WIDTH, Backend
+from bertkit.serving.config import ServeConfig
+
+
+@pytest.fixture
+def probed(monkeypatch, encoder_dir):
+    """Backend(config) with the probe's timings replaced: seconds[budget] per run; records the batches run."""
+    runs: list[tuple[int, int]] = []
+
+    def build(seconds: dict[int, float], **options) -> Backend:
+        def timed(run, encodings):
+            run(encodings)
+            runs.append((len(encodings), len(encodings[0].ids)))
+            return seconds[len(encodings) * PROBE_WIDTH]
+
+        monkeypatch.setattr(backend_module, "_timed", timed)
+        monkeypatch.setattr(backend_module, "_PROBED", {})
+        return Backend(ServeConfig(model=str(encoder_dir), **options))
+
+    build.runs = runs  # type: ignore[attr-defined]
+    return build
+
+
+def test_the_fastest_budget_wins(probed):
+    # tokens/s: 512 -> 5120, 1024 -> 6827, 2048 -> 6827: 1024 is the fastest, 2048 no faster than it
+    b = probed({512: 0.1, 1024: 0.15, 2048: 0.3})
+    assert b.max_batch_tokens == 1024
+    assert probed.runs == [(512 // PROBE_WIDTH, PROBE_WIDTH)] * 2 + [(1024 // PROBE_WIDTH, PROBE_WIDTH)] * 2 + [
+        (2048 // PROBE_WIDTH, PROBE_WIDTH)
+    ] * 2  # two timed runs of each budget, rows of PROBE_WIDTH tokens
+
+
+def test_a_larger_budget_must_beat_the_margin(probed):
+    # 2 % more tokens/s at 2048 is within the 3 % margin: the smaller budget (lower latency) stays
+    assert probed({512: 0.1, 1024: 0.2, 2048: 0.4 / 1.02}).max_batch_tokens == 512
+    assert probed({512: 0.1, 1024: 0.2, 2048: 0.4 / 1.05}).max_batch_tokens == 2048
+
+
+def test_an_explicit_budget_skips_the_probe(probed):
+    assert probed({}, max_batch_tokens=777).max_batch_tokens == 777 and probed.runs == []
+
+
+def test_one_probe_per_model_and_settings_in_a_process(probed, encoder_dir):
+    probed({512: 0.1, 1024: 0.1, 2048: 0.1})
+    assert len(probed.runs) == 6
+    assert Backend(ServeConfig(model=str(encoder_dir))).max_batch_tokens == 2048 and len(probed.runs) == 6
+
