@@ -25,7 +25,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from bertkit.model.dropout import dropout
+from bertkit.model.dropout import cheap_masks, dropout
 from bertkit.model.padding import Packing, pad, unpad
 
 KERNELS = ("sdpa", "per-sequence", "flash-varlen", "jagged", "repad")
@@ -69,7 +69,7 @@ def attend(
         b, t, _ = qkv.shape
         q, k, v = qkv.view(b, t, 3, num_heads, head_size).permute(2, 0, 3, 1, 4).unbind(0)
         mask = None if packing is None else packing.key_mask
-        if dropout_p and qkv.device.type == "cpu" and not torch.compiler.is_compiling():
+        if dropout_p and cheap_masks(qkv):
             ctx = _attention_with_dropout(q, k, v, mask, dropout_p)
         else:
             ctx = F.scaled_dot_product_attention(q, k, v, attn_mask=mask, dropout_p=dropout_p)  # (B, nh, T, hs)

@@ -21,6 +21,14 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 _LEVELS = 1 << 16  # the mask's resolution: 16 random bits per element
+# False: torch's own dropout everywhere (bench/bench_dropout.py times both; a user may want torch's masks)
+CPU_MASKS = True
+
+
+def cheap_masks(x: Tensor) -> bool:
+    """Whether dropout on x draws this module's masks: on the CPU, outside torch.compile, unless CPU_MASKS
+    is off."""
+    return CPU_MASKS and x.device.type == "cpu" and not torch.compiler.is_compiling()
 
 
 def drop_threshold(p: float) -> int:
@@ -45,7 +53,7 @@ def dropout(x: Tensor, p: float, training: bool = True) -> Tensor:
     """F.dropout(x, p, training), with the CPU mask of this module's docstring."""
     if not training or p == 0.0:
         return x
-    if x.device.type != "cpu" or p >= 1.0 or torch.compiler.is_compiling():  # compiled: torch's own RNG op
+    if p >= 1.0 or not cheap_masks(x):
         return F.dropout(x, p, True)
     keep, scale = keep_mask(x.shape, p)
     return _Masked.apply(x, keep, scale)

@@ -114,3 +114,21 @@ def test_cpu_training_attention_is_unbiased_like_sdpas():
     sdpa = sdpa.transpose(1, 2).reshape(b, t, -1)
     err_ours, err_sdpa = (ours - clean).abs().mean(), (sdpa - clean).abs().mean()
     assert err_ours < 0.02 and err_ours < 1.5 * err_sdpa  # the same Monte Carlo error as torch's own
+
+
+def test_cpu_masks_off_gives_torchs_own_dropout(monkeypatch):
+    import bertkit.model.dropout as dropout_module
+
+    monkeypatch.setattr(dropout_module, "CPU_MASKS", False)
+    x = torch.randn(50, 60)
+    torch.manual_seed(6)
+    ours = dropout(x, 0.1)
+    torch.manual_seed(6)
+    assert torch.equal(ours, F.dropout(x, 0.1))
+    qkv, packing = _qkv_and_packing()
+    torch.manual_seed(7)
+    out = attend(qkv, 4, 8, packing, 0.2)
+    torch.manual_seed(7)
+    q, k, v = qkv.view(3, 9, 3, 4, 8).permute(2, 0, 3, 1, 4).unbind(0)
+    expected = F.scaled_dot_product_attention(q, k, v, attn_mask=packing.key_mask, dropout_p=0.2)
+    assert torch.equal(out, expected.transpose(1, 2).reshape(3, 9, 32))
