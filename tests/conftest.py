@@ -26,7 +26,13 @@ MODELS = SHARED / "models"
 # The longest files (`pytest --durations`: the SQuAD fixture ~14 min on one thread, Social IQa ~9 min, GLUE ~12 min
 # in all), started first so that the two xdist workers (`--dist loadfile`, in collection order) finish together
 # instead of one of them running the SQuAD file alone at the end.
-LONGEST_FIRST = ("tests/tasks/test_qa.py", "tests/tasks/test_multiple_choice.py", "tests/cli/test_glue.py")
+LONGEST_FIRST = (
+    "tests/tasks/test_qa.py",
+    "tests/tasks/test_multiple_choice.py",
+    "tests/cli/test_glue_mrpc.py",
+    "tests/cli/test_glue.py",
+    "tests/cli/test_glue_reference.py",
+)
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
