@@ -25,7 +25,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from bertkit.model.dropout import cheap_masks, dropout
+from bertkit.model.dropout import cheap_masks, drop_unscaled
 from bertkit.model.padding import Packing, pad, unpad
 
 KERNELS = ("sdpa", "per-sequence", "flash-varlen", "jagged", "repad")
@@ -112,14 +112,18 @@ def _attention_with_dropout(q: Tensor, k: Tensor, v: Tensor, mask: Tensor | None
     """softmax(q k^T / sqrt(hs)) over the unmasked keys, dropout, @ v: (B, nh, T, hs) -> (B, nh, T, hs).
 
     What SDPA computes with dropout_p, written out for the CPU, where SDPA's dropout takes its math path with
-    torch's bernoulli_ masks: this one draws bertkit.model.dropout's cheaper mask. The products run in the
-    inputs' dtype (bf16 under autocast), the softmax in float32, as in transformers' eager attention.
+    torch's bernoulli_ masks: this one draws bertkit.model.dropout's cheaper mask. Every pass over the (B, nh,
+    T, T) scores stays in the inputs' dtype (bf16 under autocast; torch's CPU softmax accumulates a bf16 row
+    in float32), padded keys get -inf by an added (B, 1, 1, T) bias, and dropout's 1 / (1 - p) multiplies the
+    context after @ v instead of the probabilities: at length 177 each of those is 2-4x faster than a float32
+    softmax of bf16 scores, masked_fill and a scaled mask (torch.profiler, one thread).
     """
     scores = (q * q.shape[-1] ** -0.5) @ k.transpose(-1, -2)  # (B, nh, T, T)
     if mask is not None:
-        scores = scores.masked_fill(~mask, float("-inf"))
-    probs = dropout(torch.softmax(scores, -1, dtype=torch.float32), p)
-    return probs.to(v.dtype) @ v
+        bias = torch.zeros(mask.shape, dtype=scores.dtype).masked_fill_(~mask, float("-inf"))
+        scores = scores.add_(bias)  # in place: bmm's backward needs its inputs, not its output
+    probs, scale = drop_unscaled(torch.softmax(scores, -1), p)
+    return (probs @ v).mul_(scale)
 
 
 def attention_probs(qkv: Tensor, num_heads: int, head_size: int, packing: Packing | None) -> Tensor:

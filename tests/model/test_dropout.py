@@ -9,7 +9,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-import bertkit.model.attention as attention
+import bertkit.model.dropout as dropout_module
 from bertkit.model.attention import attend
 from bertkit.model.dropout import Dropout, drop_threshold, dropout, keep_mask
 from bertkit.model.padding import packing_from_mask
@@ -28,6 +28,31 @@ def test_drop_rate_is_within_binomial_bounds_and_kept_values_are_scaled(p):
     kept = y != 0
     assert torch.equal(y[kept], x[kept] * (1 / (1 - q)))  # inverted dropout: E[y] = x exactly
     assert torch.equal(dropout(x, p, training=False), x) and torch.equal(dropout(x, 0.0), x)
+
+
+def test_each_16_bit_lane_of_a_64_bit_draw_drops_at_the_rate_and_odd_sizes_work():
+    """A mask cuts each 64-bit SFC64 output into four 16-bit draws: every lane must drop at the rate (a lane
+    with a biased bit would show here), and a size that is not a multiple of four must work."""
+    torch.manual_seed(8)
+    n, q = 4 * 250_000, drop_threshold(0.1) / 65536
+    keep = keep_mask((n,), 0.1)[0].view(-1, 4)
+    for lane in range(4):
+        dropped = int((~keep[:, lane]).sum())
+        assert abs(dropped - n / 4 * q) < 5 * math.sqrt(n / 4 * q * (1 - q))
+    odd = keep_mask((3, 5, 7), 0.5)[0]
+    assert odd.shape == (3, 5, 7) and odd.dtype == torch.bool and 0 < int(odd.sum()) < 105
+
+
+def test_bf16_dropout_rounds_once_like_a_float_product():
+    """In bf16 the kept values are x * scale computed in float32 and rounded once (as torch's own dropout
+    does), the dropped ones exactly 0."""
+    torch.manual_seed(9)
+    x = (torch.rand(1000, 64) + 0.5).to(torch.bfloat16)
+    y = dropout(x, 0.1)
+    scale = 1 / (1 - drop_threshold(0.1) / 65536)
+    kept = y != 0
+    assert y.dtype == torch.bfloat16 and 0.85 < kept.float().mean() < 0.95
+    assert torch.equal(y[kept], (x[kept].float() * scale).to(torch.bfloat16))
 
 
 def test_masks_follow_torch_manual_seed():
@@ -78,7 +103,7 @@ def test_cpu_training_attention_equals_sdpa_when_the_mask_keeps_everything(monke
     reference = attend(qkv, 4, 8, packing, 0.0)
     g = torch.randn_like(reference)
     (ref_grad,) = torch.autograd.grad(reference, qkv, g)
-    monkeypatch.setattr(attention, "dropout", lambda x, p: x)
+    monkeypatch.setattr(dropout_module, "keep_mask", lambda shape, p: (torch.ones(shape, dtype=torch.bool), 1.0))
     out = attend(qkv, 4, 8, packing, 0.1)
     (grad,) = torch.autograd.grad(out, qkv, g)
     torch.testing.assert_close(out, reference, rtol=1e-5, atol=1e-6)
@@ -99,6 +124,23 @@ def test_cpu_training_attention_drops_attention_probabilities():
     torch.testing.assert_close(out, expected.transpose(1, 2).reshape(3, 9, 32), rtol=1e-5, atol=1e-6)
 
 
+def test_cpu_training_attention_in_bf16_is_the_float32_formula_within_bf16_rounding():
+    """Under bf16 autocast the scores, softmax and mask stay in bf16 (the softmax accumulates in float32), and
+    the 1 / (1 - p) scale multiplies the context: the same mask through the float32 formula agrees within
+    bf16's rounding (8 bits)."""
+    qkv, packing = _qkv_and_packing()
+    torch.manual_seed(10)
+    with torch.autocast("cpu", torch.bfloat16):
+        out = attend(qkv.to(torch.bfloat16), 4, 8, packing, 0.3)
+    torch.manual_seed(10)
+    keep, scale = keep_mask((3, 4, 9, 9), 0.3)
+    q, k, v = qkv.detach().to(torch.bfloat16).float().view(3, 9, 3, 4, 8).permute(2, 0, 3, 1, 4).unbind(0)
+    scores = (q @ k.transpose(-1, -2) / math.sqrt(8)).masked_fill(~packing.key_mask, float("-inf"))
+    expected = ((torch.softmax(scores, -1) * keep * scale) @ v).transpose(1, 2).reshape(3, 9, 32)
+    assert out.dtype == torch.bfloat16
+    torch.testing.assert_close(out.float(), expected, rtol=2e-2, atol=2e-2)
+
+
 def test_cpu_training_attention_is_unbiased_like_sdpas():
     """Averaged over many masks, the context is the dropout-free one (both ours and SDPA's own dropout)."""
     qkv, packing = _qkv_and_packing()
@@ -117,7 +159,6 @@ def test_cpu_training_attention_is_unbiased_like_sdpas():
 
 
 def test_cpu_masks_off_gives_torchs_own_dropout(monkeypatch):
-    import bertkit.model.dropout as dropout_module
 
     monkeypatch.setattr(dropout_module, "CPU_MASKS", False)
     x = torch.randn(50, 60)
