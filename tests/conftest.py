@@ -23,15 +23,25 @@ DATA = SHARED / "data"
 MODELS = SHARED / "models"
 
 
-# The longest files (`pytest --durations`: the SQuAD fixture ~14 min on one thread, Social IQa ~9 min, GLUE ~12 min
-# in all), started first so that the two xdist workers (`--dist loadfile`, in collection order) finish together
-# instead of one of them running the SQuAD file alone at the end.
+# Files by their cost, longest first (seconds on one thread, `pytest --durations`, 2026-12-03): pytest-xdist
+# (`--dist loadfile`, in collection order) hands a worker its next file while it still has two tests to run,
+# so a long file queued late would run alone at the end. Longest-first keeps the two workers' finishing times
+# within the last short files; every file not listed follows in collection order (each under ~10 s).
 LONGEST_FIRST = (
-    "tests/tasks/test_qa.py",
-    "tests/tasks/test_multiple_choice.py",
-    "tests/cli/test_glue_mrpc.py",
-    "tests/cli/test_glue.py",
-    "tests/cli/test_glue_reference.py",
+    "tests/tasks/test_qa.py",  # ~1050: the SQuAD fixture and its v2 run
+    "tests/tasks/test_multiple_choice.py",  # ~620: Social IQa
+    "tests/cli/test_glue_mrpc.py",  # ~280
+    "tests/cli/test_glue.py",  # ~240
+    "tests/cli/test_glue_reference.py",  # ~180
+    "tests/tasks/test_tagging.py",  # ~170
+    "tests/training/test_distill_slow.py",  # ~150
+    "tests/inference/test_features.py",  # ~65
+    "tests/test_runtime.py",  # ~50: torch.compile
+    "tests/training/test_pretrain.py",  # ~40
+    "tests/inference/test_ranks.py",  # ~35
+    "tests/families/test_family_cli.py",  # ~30
+    "tests/training/test_resume.py",  # ~25
+    "tests/training/test_ddp.py",  # ~20
 )
 
 
