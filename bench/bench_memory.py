@@ -3,15 +3,18 @@
 
 Usage: python bench/bench_memory.py [--sizes 100000,1000000,2000000] [--lists-up-to 100000]
                                     [--max-seq-length 128] [--vocab FILE] [--work-dir DIR] [--train-size 2000000]
+                                    [--eval-size 1000000]
 
 Every measurement runs in a fresh process (its own peak RSS, ru_maxrss), reading the same TSV through the same
 validation (bertkit.training.experiment.load_data), then:
-  - lists:  bertkit.inference.predictor.featurize -> list of dicts of Python lists (today's path);
+  - lists:  bertkit.engine.featurize -> list of dicts of Python lists (today's path);
   - store:  bertkit.feature_cache.cached_featurize into an empty cache folder (tokenizes);
   - cached: the same call again (the store exists: no tokenization).
 Sides alternate per size (lists, store, cached), so machine load hits all alike. With --train-size, one more
 process runs `bertkit train`'s library path (experiment.run) on that many examples with a tiny random model for a
-few steps, featurizing through the store, and reports its peak RSS (the issue's bar: under 3 GB at 2M).
+few steps, featurizing through the store, and reports its peak RSS (the issue's bar: under 3 GB at 2M). With
+--eval-size, two more evaluate that many examples (training.loop.evaluate, the dev pass of `bertkit train`, tiny
+model): features as lists vs streamed from the store.
 Text: words drawn from the vocab's whole words (5-40 per text), label from the first word's parity.
 """
 
@@ -57,6 +60,8 @@ def child(mode: str, data: Path, cache: Path, vocab: Path, max_len: int, model: 
     spec = DataSpec(task="classification", train_file=str(data), fields={"text": "sentence", "label": "label"})
     if mode == "train":
         return _train(spec, cache, model, max_len)
+    if mode.startswith("eval-"):
+        return _evaluate(spec, cache, model, max_len, mode.removeprefix("eval-"))
     start = time.perf_counter()
     loaded = load_data(spec)
     read_s = time.perf_counter() - start
@@ -65,7 +70,7 @@ def child(mode: str, data: Path, cache: Path, vocab: Path, max_len: int, model: 
     after_read = peak_mb()
     start = time.perf_counter()
     if mode == "lists":
-        from bertkit.inference.predictor import featurize
+        from bertkit.engine import featurize
 
         features = featurize(loaded.task, loaded.train, tokenizer, max_len)
         tokens = sum(len(f["input_ids"]) for f in features)
@@ -92,6 +97,34 @@ def _train(spec, cache: Path, model: Path | None, max_len: int) -> dict:  # noqa
     with tempfile.TemporaryDirectory() as out:
         run(spec, str(model), config, out, do_eval=False)
     return {"run_s": time.perf_counter() - start, "peak_rss_mb": peak_mb()}
+
+
+def _evaluate(spec, cache: Path, model: Path | None, max_len: int, side: str) -> dict:  # noqa: ANN001
+    """training.loop.evaluate (the dev pass of `bertkit train`) over every example with a tiny model: features as
+    lists (side "lists") or from the store the rows above built ("store"); peak RSS over the baseline of the
+    examples read, the model loaded and (store) the store opened."""
+    from bertkit.engine import featurize
+    from bertkit.feature_cache import cached_featurize
+    from bertkit.tokenization import Tokenizer
+    from bertkit.training.config import TrainConfig
+    from bertkit.training.experiment import load_data
+    from bertkit.training.loop import evaluate
+
+    assert model is not None
+    loaded = load_data(spec)
+    tokenizer = Tokenizer.from_pretrained(model)
+    net, _ = loaded.task.build_model(str(model))
+    config = TrainConfig(max_seq_length=max_len, eval_batch_size=256, progress=False)
+    start = time.perf_counter()
+    if side == "lists":
+        features = featurize(loaded.task, loaded.train, tokenizer, max_len)
+    else:
+        features = cached_featurize(loaded.task, loaded.train, tokenizer, max_len, cache)
+        assert features is not None
+    before = peak_mb()
+    metrics, _ = evaluate(loaded.task, net, tokenizer, loaded.train, config, features=features)
+    return {"eval_s": time.perf_counter() - start, "rss_before_eval_mb": before, "peak_rss_mb": peak_mb(),
+            "accuracy": metrics["accuracy"]}  # fmt: skip
 
 
 def spawn(mode: str, data: Path, cache: Path, args: argparse.Namespace, model: Path | None = None) -> dict:
@@ -130,6 +163,8 @@ def main() -> None:
     p.add_argument("--train-size", type=int, default=0, help="also train on this many examples (peak RSS)")
     p.add_argument("--train-runs", default="cached", help="first (empty cache: tokenizes), cached, or both "
                    "comma-separated; cached reuses the store the size's rows above built")  # fmt: skip
+    p.add_argument("--eval-size", type=int, default=0, help="also evaluate this many examples: features as "
+                   "lists vs streamed from the store (peak RSS)")  # fmt: skip
     p.add_argument("--max-seq-length", type=int, default=128)
     p.add_argument("--vocab", type=Path, default=DEFAULT_VOCAB)
     p.add_argument("--work-dir", type=Path, help="keep data and caches here (default: a temporary folder)")
@@ -179,6 +214,20 @@ def main() -> None:
             print(f"train {args.train_size:,} examples ({label} store, 20 steps, tiny model): peak RSS "
                   f"{r['peak_rss_mb']:,.0f} MB ({'under' if r['peak_rss_mb'] < 3072 else 'OVER'} 3 GB), "
                   f"{r['run_s']:.0f} s in all (read, validate, featurize, train)", flush=True)  # fmt: skip
+    if args.eval_size:
+        data = work / f"train-{args.eval_size}.tsv"
+        if not data.is_file():
+            make_data(data, args.eval_size, args.vocab)
+        model = tiny_model(work / "tiny-model", args.vocab)
+        cache = work / f"cache-{args.eval_size}"
+        if not cache.is_dir():
+            spawn("store", data, cache, args)
+        for side in ("lists", "store"):
+            r = spawn(f"eval-{side}", data, cache, args, model)
+            print(f"evaluate {args.eval_size:,} examples (features {'as lists' if side == 'lists' else 'from the store'}"
+                  f", tiny model): peak RSS {r['peak_rss_mb']:,.0f} MB, {r['peak_rss_mb'] - r['rss_before_eval_mb']:,.0f}"
+                  f" MB over the examples, model and features; {r['eval_s']:.0f} s; accuracy {r['accuracy']:.4f}",
+                  flush=True)  # fmt: skip
     if not args.work_dir:
         shutil.rmtree(work, ignore_errors=True)
 

@@ -22,6 +22,7 @@ from torch import nn
 
 from bertkit import folder as folder_format
 from bertkit.data.collate import sorted_batches
+from bertkit.data.feature_store import feature_lengths, in_order
 from bertkit.runtime import pick_device
 from bertkit.tasks import build_task
 from bertkit.tasks.base import Feature, Task
@@ -83,20 +84,22 @@ def run_model(
     device: torch.device,
     autocast: Autocast = contextlib.nullcontext,
 ) -> tuple[list[Any], list[Feature]]:
-    """Forward every feature in length-sorted batches -> (per-batch outputs on CPU, features in run order)."""
+    """Forward every feature in length-sorted batches -> (per-batch outputs on CPU, features in run order).
+
+    Features from a store (bertkit.feature_cache) stream: one batch of feature dicts exists at a time, and the
+    run order comes back as a view of the store, not as a list of every dict.
+    """
     was_training = model.training
     model.eval()
-    outputs, run_order = [], []
-    lengths = [len(f["input_ids"]) for f in features]
+    outputs, order = [], []
     with torch.inference_mode():
-        for idx in sorted_batches(lengths, batch_size):
-            chunk = [features[i] for i in idx]
-            batch = to_device(task.collate(chunk), device)
+        for idx in sorted_batches(feature_lengths(features), batch_size):
+            batch = to_device(task.collate([features[i] for i in idx]), device)
             with autocast():
                 outputs.append(to_cpu(task.forward(model, batch)))
-            run_order.extend(chunk)
+            order.extend(idx)
     model.train(was_training)
-    return outputs, run_order
+    return outputs, in_order(features, order)
 
 
 def predict(

@@ -70,13 +70,6 @@ def cache_parts(task: Task, examples: Sequence[Any], tokenizer: Any, max_seq_len
     }
 
 
-def feature_lengths(features: Sequence[Feature]) -> list[int]:
-    """len(input_ids) of every feature; a store answers from its offsets without building the dicts."""
-    if isinstance(features, FeatureStore):
-        return features.lengths().tolist()
-    return [len(f["input_ids"]) for f in features]
-
-
 def resolve_cache_dir(setting: str | None) -> Path | None:
     """TrainConfig.feature_cache -> the cache folder: "auto" is the user's cache, "off" (or None) none."""
     if setting in (None, "", "off", "none"):

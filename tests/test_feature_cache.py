@@ -85,3 +85,28 @@ def test_the_key_follows_the_examples_the_file_and_the_options(model_dir: Path, 
     assert key != cache_parts(task, [TextExample("the film", None, "pos", f"{data}:1")], tok, 32)
     store = feature_cache.cached_featurize(task, examples, tok, 32, tmp_path / "c")
     assert isinstance(store, FeatureStore) and store[0]["example_index"] == 0
+
+
+def test_evaluation_streams_from_the_store_with_the_same_predictions(model_dir: Path, tmp_path: Path) -> None:
+    """run_model over a store builds one batch of feature dicts at a time and hands back its run order as a view
+    of the store; outputs, run order and decoded predictions equal those of the in-memory features, long
+    texts split into windows (several features per example) included."""
+    import torch
+
+    from bertkit.data.feature_store import StoreView
+    from bertkit.engine import featurize, run_model
+    from bertkit.tasks.classification import ClassificationTask
+    from bertkit.tokenization import Tokenizer
+
+    examples = tiny.toy_examples(60, 3)
+    tok = Tokenizer.from_pretrained(model_dir)
+    task = ClassificationTask(labels=("neg", "pos"), window_stride=4)
+    model, _ = task.build_model(str(model_dir))
+    listed = featurize(task, examples, tok, 8)
+    store = feature_cache.cached_featurize(task, examples, tok, 8, tmp_path / "c")
+    assert store is not None and len(store) == len(listed) > len(examples)  # windows
+    out_l, order_l = run_model(task, model, listed, 16, torch.device("cpu"))
+    out_s, order_s = run_model(task, model, store, 16, torch.device("cpu"))
+    assert isinstance(order_s, StoreView) and list(order_s) == order_l
+    assert all(torch.equal(a, b) for a, b in zip(out_l, out_s, strict=True))
+    assert task.decode(out_s, order_s, examples) == task.decode(out_l, order_l, examples)

@@ -241,6 +241,54 @@ class FeatureStore(Sequence[dict[str, Any]]):
         return sum(p.stat().st_size for p in self.folder.iterdir() if p.is_file())
 
 
+class StoreView(Sequence[dict[str, Any]]):
+    """store[order[k]] as the k-th feature, each dict built when asked for: a store in another order (an
+    inference run's length-sorted order) without every feature dict in memory at once."""
+
+    def __init__(self, store: FeatureStore, order: Sequence[int] | np.ndarray):
+        self.store = store
+        self.order = np.asarray(order, dtype=np.int64)
+
+    def __len__(self) -> int:
+        return len(self.order)
+
+    def __getitem__(self, k: int) -> dict[str, Any]:  # type: ignore[override]
+        return self.store[int(self.order[k])]
+
+    def __iter__(self) -> Iterator[dict[str, Any]]:
+        for i in self.order.tolist():
+            yield self.store[i]
+
+    def column(self, name: str) -> np.ndarray:
+        return self.store.column(name)[self.order]
+
+    def lengths(self, column: str = "input_ids") -> np.ndarray:
+        return self.store.lengths(column)[self.order]
+
+
+def feature_lengths(features: Sequence[dict[str, Any]]) -> list[int]:
+    """len(input_ids) of every feature; a store (or a view of one) answers from its offsets without building
+    the dicts."""
+    if isinstance(features, FeatureStore | StoreView):
+        return features.lengths().tolist()
+    return [len(f["input_ids"]) for f in features]
+
+
+def feature_column(features: Sequence[dict[str, Any]], name: str) -> np.ndarray:
+    """One scalar field of every feature (e.g. example_index) as an array; a store reads its column."""
+    store = features.store if isinstance(features, StoreView) else features
+    if isinstance(store, FeatureStore) and name in store.columns:
+        return np.asarray(features.column(name))  # type: ignore[union-attr]
+    return np.asarray([f[name] for f in features])
+
+
+def in_order(features: Sequence[dict[str, Any]], order: Sequence[int]) -> Sequence[dict[str, Any]]:
+    """features[order[0]], features[order[1]], ...: a StoreView over a store, a list otherwise."""
+    if isinstance(features, FeatureStore):
+        return StoreView(features, order)
+    return [features[i] for i in order]
+
+
 def _map(path: Path, dtype: np.dtype, shape: tuple[int, ...]) -> np.ndarray:
     if int(np.prod(shape)) == 0:
         return np.zeros(shape, dtype=dtype)

@@ -19,6 +19,7 @@ from torch import Tensor, nn
 
 from bertkit.data.collate import encoder_inputs
 from bertkit.data.examples import TextExample
+from bertkit.data.feature_store import feature_column
 from bertkit.evaluation.classification import (
     classification_metrics,
     confusion_matrix,
@@ -248,7 +249,7 @@ class ClassificationTask(TaskBase):
         logits = (
             torch.cat([o.float() for o in outputs]) if outputs else torch.zeros(0, len(self.labels or ()))
         )
-        index = torch.tensor([f["example_index"] for f in features], dtype=torch.long)
+        index = torch.from_numpy(feature_column(features, "example_index").astype(np.int64))
         dim = logits.shape[1]
         out = torch.zeros(num_examples, dim)
         if self.pooling == "mean":

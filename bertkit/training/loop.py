@@ -24,8 +24,9 @@ from tqdm.auto import tqdm
 
 from bertkit import runtime as rt_mod
 from bertkit.data.collate import shuffled_batches
+from bertkit.data.feature_store import feature_lengths
 from bertkit.engine import featurize, predict, to_device
-from bertkit.feature_cache import feature_lengths, featurize_stored
+from bertkit.feature_cache import featurize_stored
 from bertkit.runtime import Runtime
 from bertkit.tasks.base import Feature, Task
 from bertkit.training.checkpoint import (
