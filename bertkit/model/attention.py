@@ -120,7 +120,7 @@ def _attention_with_dropout(q: Tensor, k: Tensor, v: Tensor, mask: Tensor | None
     """
     scores = (q * q.shape[-1] ** -0.5) @ k.transpose(-1, -2)  # (B, nh, T, T)
     if mask is not None:
-        bias = torch.zeros(mask.shape, dtype=scores.dtype).masked_fill_(~mask, float("-inf"))
+        bias = torch.zeros(mask.shape, dtype=scores.dtype, device=scores.device).masked_fill_(~mask, float("-inf"))
         scores = scores.add_(bias)  # in place: bmm's backward needs its inputs, not its output
     probs, scale = drop_unscaled(torch.softmax(scores, -1), p)
     return (probs @ v).mul_(scale)
