@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import contextlib
 import contextvars
-from collections.abc import Collection, Iterator
+from collections.abc import Collection, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, ClassVar, TypeVar
@@ -130,10 +130,15 @@ class Layer(nn.Module):
         self.ffn_norm = nn.LayerNorm(config.hidden_size, eps=config.layer_norm_eps)
         self.act = activation(config.hidden_act)
         self.dropout = Dropout(config.hidden_dropout_prob)
+        # runtime.prepare_for_inference may fold the activation into ffn_in's GEMM (exact GELU only)
+        self.fusable_activation = ("ffn_in", "gelu") if config.hidden_act == "gelu" else None
 
     def forward(self, x: Tensor, packing: Packing | None) -> Tensor:
         x = self.attention_norm(x + self.dropout(self.attention(x, packing)))
-        return self.ffn_norm(x + self.dropout(self.ffn_out(self.act(self.ffn_in(x)))))
+        h = self.ffn_in(x)
+        if getattr(self.ffn_in, "activation", "none") == "none":  # a prepared ffn_in applies it itself
+            h = self.act(h)
+        return self.ffn_norm(x + self.dropout(self.ffn_out(h)))
 
 
 class Encoder(nn.Module):
@@ -148,12 +153,21 @@ class Encoder(nn.Module):
         self.layers = nn.ModuleList(Layer(config) for _ in range(self.groups * self.inner))
         self.gradient_checkpointing = False
 
+    def keep_layers(self, indices: Sequence[int]) -> None:
+        """Keep only these layers, in this order, as steps of their own (a distillation student cut from its
+        teacher). Only an encoder without shared layers can drop some."""
+        if self.inner != 1 or self.groups != self.steps:
+            raise ValueError("this encoder shares layers across steps (ALBERT): it cannot keep a subset of them")
+        self.layers = nn.ModuleList(self.layers[i] for i in indices)
+        self.groups = self.steps = len(self.layers)
+
     def forward(self, x: Tensor, packing: Packing | None, keep_all: bool) -> list[Tensor]:
         """Returns the outputs of every step when keep_all, else only the last one."""
         outputs = [x] if keep_all else []
         for i in range(self.steps):
             first = i * self.groups // self.steps * self.inner
-            for layer in self.layers[first : first + self.inner]:
+            for j in range(first, first + self.inner):  # not layers[a:b]: a slice builds a new ModuleList
+                layer = self.layers[j]
                 if self.gradient_checkpointing and self.training:
                     x = checkpoint(layer, x, packing, use_reentrant=False)
                 else:

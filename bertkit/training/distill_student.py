@@ -78,7 +78,7 @@ def student_from_layers(teacher: nn.Module, layers: int | Sequence[int]) -> tupl
     keep = layer_indices(layers, len(encoder.encoder.layers))
     student = copy.deepcopy(teacher)
     inner = encoder_of(student)
-    inner.encoder.layers = nn.ModuleList(inner.encoder.layers[i] for i in keep)
+    inner.encoder.keep_layers(keep)
     old = inner.config
     _set_config(student, old, dataclasses.replace(old, num_hidden_layers=len(keep)))
     return student, keep

@@ -101,6 +101,12 @@ def test_student_from_layers_keeps_the_named_layers(teachers: list[Path]) -> Non
     others = [k for k in s_state if ".layers." not in k]
     assert others and all(torch.equal(s_state[k], t_state[k]) for k in others)  # embeddings, pooler, head
     assert teacher.config.num_hidden_layers == 4 and len(teacher.bert.encoder.layers) == 4  # untouched
+    assert student.bert.encoder.steps == 2  # runs its two layers as its own steps
+    reloaded = type(student)(student.config)  # what its saved folder loads into
+    reloaded.load_state_dict(student.state_dict())
+    ids, mask = torch.tensor([[2, 7, 8, 3], [2, 9, 3, 0]]), torch.tensor([[1, 1, 1, 1], [1, 1, 1, 0]])
+    with torch.no_grad():
+        assert torch.equal(reloaded.eval()(ids, None, mask), student.eval()(ids, None, mask))
     full, _ = student_from_layers(teacher, 4)  # every layer: the teacher's function exactly
     ids = torch.tensor([[2, 7, 8, 3], [2, 9, 3, 0]])
     mask = (ids != 0).long()
