@@ -220,3 +220,43 @@ def test_feature_extractor_loads_prepared_with_todays_outputs(minilm_dir):
     np = pytest.importorskip("numpy")
     np.testing.assert_allclose(default.encode(texts), plain.encode(texts), atol=1e-4, rtol=0)
     np.testing.assert_allclose(default.encode(texts[1]), plain.encode(texts[1]), atol=1e-4, rtol=0)
+
+
+@pytest.mark.parametrize("rows", [1, 16, 300, 900])  # a GEMV, packed rows, past the plain ceiling (256)
+def test_prepared_ffn_applies_the_exact_gelu_in_its_gemm(rows):
+    """prepare_for_inference folds the Layer's exact GELU into ffn_in (a oneDNN post-op at every row count
+    from 2, the plain path otherwise): the block's output equals the unprepared block's, the activation runs
+    once (the Layer skips its own), and training and unprepare see a plain linear + GELU again."""
+    from bertkit.model.bert import Layer
+    from bertkit.runtime import PreparedLinear, prepare_for_inference, unprepare
+
+    torch.manual_seed(4)
+    plain = Layer(TINY).eval()
+    twin = Layer(TINY)
+    twin.load_state_dict(plain.state_dict())
+    prepared = prepare_for_inference(twin, "fp32")
+    assert isinstance(prepared.ffn_in, PreparedLinear) and prepared.ffn_in.activation == "gelu"
+    assert prepared.ffn_out.activation == "none" and prepared.attention.qkv.activation == "none"
+    x = torch.randn(1, rows, TINY.hidden_size)  # (B, T, H), no padding
+    with torch.inference_mode():
+        expected = plain(x, None)
+        torch.testing.assert_close(prepared(x, None), expected, atol=1e-5, rtol=0)
+        h = prepared.ffn_in(x)
+        torch.testing.assert_close(h, torch.nn.functional.gelu(plain.ffn_in(x)), atol=1e-5, rtol=0)
+    prepared.train()
+    torch.testing.assert_close(prepared.ffn_in(x), torch.nn.functional.gelu(plain.ffn_in(x)), atol=1e-6, rtol=0)
+    unprepare(prepared.eval())
+    assert type(prepared.ffn_in) is torch.nn.Linear
+    with torch.inference_mode():
+        torch.testing.assert_close(prepared(x, None), expected, atol=1e-6, rtol=0)
+
+
+def test_only_exact_gelu_is_folded():
+    from dataclasses import replace
+
+    from bertkit.model.bert import Layer
+    from bertkit.runtime import prepare_for_inference
+
+    for act in ("relu", "gelu_new"):
+        layer = prepare_for_inference(Layer(replace(TINY, hidden_act=act)), "fp32")
+        assert layer.ffn_in.activation == "none", act
