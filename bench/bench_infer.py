@@ -110,6 +110,32 @@ def gemm_probe(threads: int) -> None:
         print(f"  weight {n}x{k}: rows " + " ".join(row))
 
 
+def gemm_stream_probe(threads: int) -> None:
+    """A forward's 24 MiniLM linears in turn (42 MB of fp32 weights, more than the caches hold, as a forward
+    streams them): plain (MKL) vs packed (oneDNN) time for the whole pass, per row count."""
+    import torch.nn.functional as F
+
+    shapes = [(1152, 384), (384, 384), (1536, 384), (384, 1536)] * 6
+    weights = [(torch.randn(n, k) * 0.05, torch.randn(n)) for n, k in shapes]
+    packed = [torch.ops.mkldnn._reorder_linear_weight(w) for w, _ in weights]
+    print(f"GEMM probe, weights streaming (MiniLM's 24 linears in turn, wall time, {threads} threads):")
+    with torch.inference_mode():
+        for m in (1, 16, 32, 256, 800):
+            xs = {k: torch.randn(m, k) for k in (384, 1536)}
+            times: dict[str, list[float]] = {"plain": [], "packed": []}
+            for _ in range(7):
+                for name in times:
+                    start = time.perf_counter()
+                    for (w, b), p, (_, k) in zip(weights, packed, shapes, strict=True):
+                        if name == "plain":
+                            F.linear(xs[k], w, b)
+                        else:
+                            torch.ops.mkldnn._linear_pointwise(xs[k], p, b, "none", [], "")
+                    times[name].append(time.perf_counter() - start)
+            plain, pk = (1000 * statistics.median(times[n][1:]) for n in ("plain", "packed"))
+            print(f"  rows {m:4d}: plain {plain:7.2f} ms, packed {pk:7.2f} ms, packed / plain {pk / plain:.2f}")
+
+
 def bench_model(name: str, folder: Path, sentences: list[str], args: argparse.Namespace) -> None:
     import onnxruntime as ort
     import transformers
@@ -196,11 +222,12 @@ def main() -> None:
     parser.add_argument("--batch-32-sentences", type=int, default=320)
     parser.add_argument("--latency-requests", type=int, default=110)
     parser.add_argument("--compile", action="store_true", help="add bertkit through torch.compile (~1 min)")
-    parser.add_argument("--gemm", action="store_true", help="only the packed-GEMM probe")
+    parser.add_argument("--gemm", action="store_true", help="only the packed-GEMM probes (weights hot, streaming)")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     if args.gemm:
         gemm_probe(args.threads)
+        gemm_stream_probe(args.threads)
         return
     import transformers
 
