@@ -13,8 +13,8 @@ validation (bertkit.training.experiment.load_data), then:
 Sides alternate per size (lists, store, cached), so machine load hits all alike. With --train-size, one more
 process runs `bertkit train`'s library path (experiment.run) on that many examples with a tiny random model for a
 few steps, featurizing through the store, and reports its peak RSS (the issue's bar: under 3 GB at 2M). With
---eval-size, two more evaluate that many examples (training.loop.evaluate, the dev pass of `bertkit train`, tiny
-model): features as lists vs streamed from the store.
+--eval-size, two more evaluate that many examples (training.loop.evaluate, the dev pass of `bertkit train`,
+tiny model): features as lists vs streamed from the store.
 Text: words drawn from the vocab's whole words (5-40 per text), label from the first word's parity.
 """
 
@@ -100,9 +100,9 @@ def _train(spec, cache: Path, model: Path | None, max_len: int) -> dict:  # noqa
 
 
 def _evaluate(spec, cache: Path, model: Path | None, max_len: int, side: str) -> dict:  # noqa: ANN001
-    """training.loop.evaluate (the dev pass of `bertkit train`) over every example with a tiny model: features as
-    lists (side "lists") or from the store the rows above built ("store"); peak RSS over the baseline of the
-    examples read, the model loaded and (store) the store opened."""
+    """training.loop.evaluate (the dev pass of `bertkit train`) over every example with a tiny model: features
+    as lists (side "lists") or from the store the rows above built ("store"); peak RSS over the baseline of
+    the examples read, the model loaded and (store) the store opened."""
     from bertkit.engine import featurize
     from bertkit.feature_cache import cached_featurize
     from bertkit.tokenization import Tokenizer
@@ -156,6 +156,15 @@ def tiny_model(folder: Path, vocab: Path) -> Path:
     return folder
 
 
+def sized_run(work: Path, size: int, args: argparse.Namespace) -> tuple[Path, Path, Path]:
+    """(the synthetic TSV of `size` examples, written once; its cache folder; the tiny model) for a train or
+    evaluate measurement."""
+    data = work / f"train-{size}.tsv"
+    if not data.is_file():
+        make_data(data, size, args.vocab)
+    return data, work / f"cache-{size}", tiny_model(work / "tiny-model", args.vocab)
+
+
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--sizes", default="100000,1000000,2000000")
@@ -202,11 +211,7 @@ def main() -> None:
         print(f"{'':>9} ratio   first/cached tokenize time {first['featurize_s'] / again['featurize_s']:.1f}x "
               f"(cached: {again['featurize_s']:.2f} s, no tokenization)", flush=True)  # fmt: skip
     if args.train_size:
-        data = work / f"train-{args.train_size}.tsv"
-        if not data.is_file():
-            make_data(data, args.train_size, args.vocab)
-        model = tiny_model(work / "tiny-model", args.vocab)
-        cache = work / f"cache-{args.train_size}"
+        data, cache, model = sized_run(work, args.train_size, args)
         for label in args.train_runs.split(","):
             if label == "first":
                 shutil.rmtree(cache, ignore_errors=True)
@@ -215,18 +220,15 @@ def main() -> None:
                   f"{r['peak_rss_mb']:,.0f} MB ({'under' if r['peak_rss_mb'] < 3072 else 'OVER'} 3 GB), "
                   f"{r['run_s']:.0f} s in all (read, validate, featurize, train)", flush=True)  # fmt: skip
     if args.eval_size:
-        data = work / f"train-{args.eval_size}.tsv"
-        if not data.is_file():
-            make_data(data, args.eval_size, args.vocab)
-        model = tiny_model(work / "tiny-model", args.vocab)
-        cache = work / f"cache-{args.eval_size}"
+        data, cache, model = sized_run(work, args.eval_size, args)
         if not cache.is_dir():
             spawn("store", data, cache, args)
-        for side in ("lists", "store"):
+        for side, features in (("lists", "as lists"), ("store", "from the store")):
             r = spawn(f"eval-{side}", data, cache, args, model)
-            print(f"evaluate {args.eval_size:,} examples (features {'as lists' if side == 'lists' else 'from the store'}"
-                  f", tiny model): peak RSS {r['peak_rss_mb']:,.0f} MB, {r['peak_rss_mb'] - r['rss_before_eval_mb']:,.0f}"
-                  f" MB over the examples, model and features; {r['eval_s']:.0f} s; accuracy {r['accuracy']:.4f}",
+            over = r["peak_rss_mb"] - r["rss_before_eval_mb"]
+            print(f"evaluate {args.eval_size:,} examples (features {features}, tiny model): peak RSS "
+                  f"{r['peak_rss_mb']:,.0f} MB, {over:,.0f} MB over the examples, model and features; "
+                  f"{r['eval_s']:.0f} s; accuracy {r['accuracy']:.4f} (an untrained head: ~0.5, a sanity figure)",
                   flush=True)  # fmt: skip
     if not args.work_dir:
         shutil.rmtree(work, ignore_errors=True)
