@@ -227,7 +227,8 @@ FP32_PACKED_ROWS = (2, 256)
 # written, read and written again). Exact GELU after the FFN's first linear, 2 threads, MiniLM's 384 -> 1536:
 # 85 vs 97 ms at 8192 rows (encode's batches), 5.9 vs 8.5 ms at 800, equal at 16; the same values (0 ulp
 # apart in that probe). So a linear with an activation takes the packed GEMM from 2 rows up, with no ceiling.
-POST_OPS = {"none": ("none", ""), "gelu": ("gelu", "none")}  # name -> (_linear_pointwise attr, algorithm)
+# name -> (_linear_pointwise attr, algorithm, the same activation off the packed path)
+POST_OPS = {"none": ("none", "", None), "gelu": ("gelu", "none", F.gelu)}
 
 
 class PreparedLinear(nn.Linear):
@@ -297,12 +298,13 @@ class PreparedLinear(nn.Linear):
             ceiling = FP32_PACKED_ROWS[1] if self.activation == "none" else rows
             if x.dtype != torch.float32 or not FP32_PACKED_ROWS[0] <= rows <= ceiling:
                 return self._plain(x)
-        attr, algorithm = POST_OPS[self.activation]
+        attr, algorithm, _ = POST_OPS[self.activation]
         return torch.ops.mkldnn._linear_pointwise(x, self._packed, self._packed_bias, attr, [], algorithm)
 
     def _plain(self, x: torch.Tensor) -> torch.Tensor:
         out = F.linear(x, self.weight, self.bias)
-        return out if self.activation == "none" else F.gelu(out)
+        activation = POST_OPS[self.activation][2]
+        return out if activation is None else activation(out)
 
     def extra_repr(self) -> str:
         extra = "" if self.activation == "none" else f", activation={self.activation}"
