@@ -133,7 +133,8 @@ def gemm_stream_probe(threads: int) -> None:
                             torch.ops.mkldnn._linear_pointwise(xs[k], p, b, "none", [], "")
                     times[name].append(time.perf_counter() - start)
             plain, pk = (1000 * statistics.median(times[n][1:]) for n in ("plain", "packed"))
-            print(f"  rows {m:4d}: plain {plain:7.2f} ms, packed {pk:7.2f} ms, packed / plain {pk / plain:.2f}")
+            print(f"  rows {m:4d}: plain {plain:7.2f} ms, packed {pk:7.2f} ms, "
+                  f"packed / plain {pk / plain:.2f}")
 
 
 def bench_model(name: str, folder: Path, sentences: list[str], args: argparse.Namespace) -> None:
@@ -222,7 +223,8 @@ def main() -> None:
     parser.add_argument("--batch-32-sentences", type=int, default=320)
     parser.add_argument("--latency-requests", type=int, default=110)
     parser.add_argument("--compile", action="store_true", help="add bertkit through torch.compile (~1 min)")
-    parser.add_argument("--gemm", action="store_true", help="only the packed-GEMM probes (weights hot, streaming)")
+    parser.add_argument("--gemm", action="store_true",
+                        help="only the packed-GEMM probes (weights hot, then streaming)")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     if args.gemm:

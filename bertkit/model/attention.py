@@ -7,9 +7,9 @@ The kernels, by batch layout (bertkit.model.padding) and device; choose_kernel i
 - "per-sequence" (CPU, packed, no autograd): SDPA on each sequence's contiguous rows of the packed qkv,
   unmasked; neighbours of equal length go in one batched call (a length-sorted batch, as predict and encode
   run, is a few calls instead of one per sequence). No (B, T) copy is made and no padded key is scored: at
-  inference it beats re-padding (MiniLM, SST-2 dev, batch 32, 2-core Xeon: 197 vs 177 sentences/s). It is exact in gradients too, but its backward
-  is hundreds of small ops: training with it ran 63 examples/s, with "repad" 93 (bench/bench_train.py,
-  same machine), so CPU training re-pads.
+  inference it beats re-padding (MiniLM, SST-2 dev, batch 32, 2-core Xeon: 197 vs 177 sentences/s). It is
+  exact in gradients too, but its backward is hundreds of small ops: training with it ran 63 examples/s,
+  with "repad" 93 (bench/bench_train.py, same machine), so CPU training re-pads.
 - "flash-varlen" (CUDA, fp16/bf16, flash-attn installed): flash_attn_varlen_qkvpacked_func on (N, 3, nh, hs).
 - "jagged" (CUDA otherwise): SDPA on nested jagged tensors built from the packed rows (no padding).
 - "repad" (packed: CPU training, and tracing for ONNX export): pad to (B, T), masked SDPA, unpad; one
@@ -128,7 +128,7 @@ def _attention_with_dropout(q: Tensor, k: Tensor, v: Tensor, mask: Tensor | None
     """
     scores = (q * q.shape[-1] ** -0.5) @ k.transpose(-1, -2)  # (B, nh, T, T)
     if mask is not None:
-        bias = torch.zeros(mask.shape, dtype=scores.dtype, device=scores.device).masked_fill_(~mask, float("-inf"))
+        bias = scores.new_zeros(mask.shape).masked_fill_(~mask, float("-inf"))  # (B, 1, 1, T)
         scores = scores.add_(bias)  # in place: bmm's backward needs its inputs, not its output
     probs, scale = drop_unscaled(torch.softmax(scores, -1), p)
     return (probs @ v).mul_(scale)
