@@ -3,8 +3,12 @@
 Shapes: B batch, T padded length, N real tokens in the batch (N <= B*T), D any trailing dims.
 
 A batch travels in one of two layouts, chosen once per forward by packing_from_mask:
-- packed (N, D...): the real tokens only, in row-major order, so each sequence's tokens are one contiguous
-  run of rows (cu_seqlens), whatever the padding pattern (holes included). The eager default.
+- packed (N, D...): the real tokens only, each sequence's tokens one contiguous run of rows (cu_seqlens),
+  whatever the padding pattern (holes included). The eager default. The sequences follow each other in batch
+  order, or, at CPU inference, ordered by length (Packing.order): the per-sequence attention kernel then
+  makes one batched call per distinct length instead of one per run of equal neighbours, and every other
+  layer works row by row, so the order costs nothing but one gather in and one scatter out, both of which
+  unpad and pad already do.
 - padded (B, T, D...) with a key mask: under torch.compile, whose graphs must not branch on data or take
   data-dependent shapes (nonzero); padded rows are computed and zeroed at the end.
 """
@@ -27,6 +31,7 @@ class Packing:
     seqlen: int
     key_mask: Tensor  # (B, 1, 1, T) bool, True where a key may be attended
     indices: Tensor | None  # (N,) long positions in the flattened (B*T) batch; None in the padded layout
+    order: Tensor | None = None  # (B,) long: batch rows in the order of their packed runs; None: 0..B-1
 
     @property
     def packed(self) -> bool:
@@ -38,8 +43,9 @@ class Packing:
 
     @cached_property
     def seqlens(self) -> Tensor:
-        """(B,) int32 real tokens per sequence."""
-        return self.key_mask.reshape(self.batch, self.seqlen).sum(1, dtype=torch.int32)
+        """(B,) int32 real tokens per sequence, in the order of the packed runs (Packing.order)."""
+        counts = self.key_mask.reshape(self.batch, self.seqlen).sum(1, dtype=torch.int32)
+        return counts if self.order is None else counts[self.order]
 
     @cached_property
     def cu_seqlens(self) -> Tensor:
@@ -56,11 +62,16 @@ class Packing:
         return max(self.lengths, default=0)
 
 
-def packing_from_mask(attention_mask: Tensor, packed: bool | None = None) -> Packing | None:
+def packing_from_mask(
+    attention_mask: Tensor, packed: bool | None = None, by_length: bool | None = None
+) -> Packing | None:
     """Packing for a (B, T) 0/1 mask, or None when the batch has no padding at all.
 
     packed=None picks the layout: padded under torch.compile (no data-dependent branch or shape, so no
     graph break), packed otherwise. Example: mask [[1, 1, 0], [1, 1, 1]] -> indices [0, 1, 3, 4, 5].
+    by_length: order the packed sequences by length (stable, shortest first). None: at CPU inference, where
+    attention runs sequence by sequence (model.attention.choose_kernel), and never under a trace or an export.
+    Example: mask [[1, 1, 1], [1, 0, 0], [1, 1, 0]], by_length -> order [1, 2, 0], indices [3, 6, 7, 0, 1, 2].
     """
     mask = attention_mask.bool()
     batch, seqlen = mask.shape
@@ -70,8 +81,20 @@ def packing_from_mask(attention_mask: Tensor, packed: bool | None = None) -> Pac
         return Packing(batch=batch, seqlen=seqlen, key_mask=mask[:, None, None, :], indices=None)
     if bool(mask.all()):
         return None
-    indices = torch.nonzero(mask.reshape(-1), as_tuple=False).squeeze(1)
-    return Packing(batch=batch, seqlen=seqlen, key_mask=mask[:, None, None, :], indices=indices)
+    if by_length is None:
+        by_length = (
+            mask.device.type == "cpu"
+            and not torch.is_grad_enabled()
+            and not (torch.jit.is_tracing() or torch.onnx.is_in_onnx_export())
+        )
+    order = None
+    if by_length:
+        order = torch.argsort(mask.sum(1), stable=True)
+        rows = torch.nonzero(mask[order].reshape(-1), as_tuple=False).squeeze(1)
+        indices = order[rows // seqlen] * seqlen + rows % seqlen
+    else:
+        indices = torch.nonzero(mask.reshape(-1), as_tuple=False).squeeze(1)
+    return Packing(batch=batch, seqlen=seqlen, key_mask=mask[:, None, None, :], indices=indices, order=order)
 
 
 def unpad(x: Tensor, packing: Packing) -> Tensor:

@@ -51,11 +51,12 @@ def reference(qkv_padded: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
     return out
 
 
+@pytest.mark.parametrize("by_length", [False, True], ids=["batch-order", "by-length"])
 @pytest.mark.parametrize("kernel", ["per-sequence", "repad"])
 @pytest.mark.parametrize("pattern", sorted(MASKS))
-def test_packed_kernels_are_exact_for_every_padding_pattern(kernel, pattern):
+def test_packed_kernels_are_exact_for_every_padding_pattern(kernel, pattern, by_length):
     mask = torch.tensor(MASKS[pattern])
-    packing = packing_from_mask(mask)
+    packing = packing_from_mask(mask, by_length=by_length)
     g = torch.Generator().manual_seed(0)
     qkv_padded = torch.randn(*mask.shape, 3 * HIDDEN, generator=g, dtype=torch.float64)
     packed = unpad(qkv_padded, packing).requires_grad_(True)
@@ -88,6 +89,32 @@ def test_cu_seqlens_and_lengths_follow_the_mask():
     assert packing.cu_seqlens.dtype == torch.int32
     assert packing.max_seqlen == 5
     assert packing_from_mask(torch.ones(2, 3)) is None  # no padding: no packing at all
+
+
+def test_inference_packs_sequences_by_length_and_runs_each_length_once(monkeypatch):
+    """At CPU inference the packed runs are ordered by length (stable): a length seen again later joins its
+    run, so the per-sequence kernel makes one call per distinct length; training keeps batch order."""
+    mask = torch.tensor(MASKS["equal_runs"])  # lengths 3, 3, 0, 0, 5, 5, 5, 3
+    assert packing_from_mask(mask).order is None  # grad enabled: batch order, as the docstring example
+    with torch.inference_mode():
+        packing = packing_from_mask(mask)
+    assert packing.order.tolist() == [2, 3, 0, 1, 7, 4, 5, 6]
+    assert packing.lengths == (0, 0, 3, 3, 3, 5, 5, 5)
+    assert packing.cu_seqlens.tolist() == [0, 0, 0, 3, 6, 9, 14, 19, 24]
+    rows = packing.indices.view(-1).tolist()
+    assert rows[6:9] == [35, 36, 37] and rows[9:14] == [20, 21, 22, 23, 24]  # row 7, then row 4
+    example = packing_from_mask(torch.tensor([[1, 1, 1], [1, 0, 0], [1, 1, 0]]), by_length=True)
+    assert example.order.tolist() == [1, 2, 0] and example.indices.tolist() == [3, 6, 7, 0, 1, 2]
+    calls = []
+    sdpa = F.scaled_dot_product_attention
+    monkeypatch.setattr(
+        attention.F, "scaled_dot_product_attention", lambda *a, **k: calls.append(1) or sdpa(*a, **k)
+    )
+    qkv = torch.randn(*mask.shape, 3 * HIDDEN, dtype=torch.float64)
+    with torch.inference_mode():
+        ctx = attend(unpad(qkv, packing), HEADS, HIDDEN // HEADS, packing)
+    assert len(calls) == 2  # lengths 3 and 5; batch order would make 3 calls
+    torch.testing.assert_close(pad(ctx, packing), reference(qkv, mask), atol=1e-12, rtol=1e-10)
 
 
 def test_kernel_choice_is_one_rule(monkeypatch):
