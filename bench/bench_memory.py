@@ -13,8 +13,10 @@ validation (bertkit.training.experiment.load_data), then:
 Sides alternate per size (lists, store, cached), so machine load hits all alike. With --train-size, one more
 process runs `bertkit train`'s library path (experiment.run) on that many examples with a tiny random model for a
 few steps, featurizing through the store, and reports its peak RSS (the issue's bar: under 3 GB at 2M). With
---eval-size, two more evaluate that many examples (training.loop.evaluate, the dev pass of `bertkit train`,
-tiny model): features as lists vs streamed from the store.
+--eval-size, three more evaluate that many examples (training.loop.evaluate, tiny model): as the dev pass of
+`bertkit train` runs it (scored from arrays, no prediction dict per example) with features as lists and
+streamed from the store, and from the store keeping one prediction dict per example (as the final evaluation
+of `bertkit train` does, for its confusion matrix).
 Text: words drawn from the vocab's whole words (5-40 per text), label from the first word's parity.
 """
 
@@ -122,7 +124,10 @@ def _evaluate(spec, cache: Path, model: Path | None, max_len: int, side: str) ->
         features = cached_featurize(loaded.task, loaded.train, tokenizer, max_len, cache)
         assert features is not None
     before = peak_mb()
-    metrics, _ = evaluate(loaded.task, net, tokenizer, loaded.train, config, features=features)
+    keep = side == "store-dicts"  # else as the dev pass: scored from arrays, no prediction dict per example
+    metrics, _ = evaluate(
+        loaded.task, net, tokenizer, loaded.train, config, features=features, keep_predictions=keep
+    )
     return {"eval_s": time.perf_counter() - start, "rss_before_eval_mb": before, "peak_rss_mb": peak_mb(),
             "accuracy": metrics["accuracy"]}  # fmt: skip
 
@@ -223,7 +228,8 @@ def main() -> None:
         data, cache, model = sized_run(work, args.eval_size, args)
         if not cache.is_dir():
             spawn("store", data, cache, args)
-        for side, features in (("lists", "as lists"), ("store", "from the store")):
+        for side, features in (("lists", "as lists"), ("store", "from the store"),
+                               ("store-dicts", "from the store, a prediction dict kept per example")):
             r = spawn(f"eval-{side}", data, cache, args, model)
             over = r["peak_rss_mb"] - r["rss_before_eval_mb"]
             print(f"evaluate {args.eval_size:,} examples (features {features}, tiny model): peak RSS "

@@ -63,7 +63,9 @@ def run(args: argparse.Namespace) -> int:
     config = TrainConfig(
         max_seq_length=predictor.max_seq_length, eval_batch_size=args.batch_size, precision=precision
     )
-    metrics, _ = evaluate(predictor.task, predictor.model, predictor.tokenizer, data.dev, config)
+    metrics, _ = evaluate(
+        predictor.task, predictor.model, predictor.tokenizer, data.dev, config, keep_predictions=False
+    )
     text = json.dumps(metrics, indent=2)
     print(text)
     if args.output:

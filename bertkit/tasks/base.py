@@ -79,6 +79,14 @@ class TaskBase(ABC):
     @abstractmethod
     def metrics(self, predictions: Sequence[dict], examples: Sequence[Any]) -> dict[str, float]: ...
 
+    def score(
+        self, outputs: Sequence[Any], features: Sequence[Feature], examples: Sequence[Any]
+    ) -> dict[str, float]:
+        """metrics(decode(...)) without keeping the predictions (a dev pass wants only the numbers). A task
+        may compute them from its outputs' arrays instead of one dict per example; the values must be the
+        same."""
+        return self.metrics(self.decode(outputs, features, examples), examples)
+
     @abstractmethod
     def example_from_dict(self, record: Mapping[str, Any], source: str = "") -> Any:
         """One JSON object (a `bertkit predict` input line, an HTTP request item) -> an Example.

@@ -193,7 +193,9 @@ def run_once(spec: DataSpec, data: Data, model_name: str, config: TrainConfig, o
             model.to(runtime.device)
             tokenizer = Tokenizer.from_pretrained(output_dir)
             if do_eval and data.dev and runtime.is_main:
-                metrics, _ = evaluate(data.task, model, tokenizer, data.dev, config, runtime)
+                metrics, _ = evaluate(
+                    data.task, model, tokenizer, data.dev, config, runtime, keep_predictions=False
+                )
         if do_predict and runtime.is_main:
             if not data.test:
                 raise FileNotFoundError(

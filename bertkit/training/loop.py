@@ -25,7 +25,7 @@ from tqdm.auto import tqdm
 from bertkit import runtime as rt_mod
 from bertkit.data.collate import shuffled_batches
 from bertkit.data.feature_store import feature_lengths
-from bertkit.engine import featurize, predict, to_device
+from bertkit.engine import featurize, run_model, to_device
 from bertkit.feature_cache import featurize_stored
 from bertkit.runtime import Runtime
 from bertkit.tasks.base import Feature, Task
@@ -71,14 +71,19 @@ def evaluate(
     config: TrainConfig,
     runtime: Runtime | None = None,
     features: Sequence[Feature] | None = None,
-) -> tuple[dict[str, float], list[dict]]:
-    """(metrics, predictions) of model on labelled examples."""
+    keep_predictions: bool = True,
+) -> tuple[dict[str, float], list[dict] | None]:
+    """(metrics, predictions) of model on labelled examples. keep_predictions=False returns None for them and
+    lets the task score its outputs without building one prediction dict per example (task.score)."""
     runtime = runtime or Runtime(next(model.parameters()).device, config.precision)
     if features is None:
         features = featurize(task, examples, tokenizer, config.max_seq_length)
-    predictions = predict(
-        task, model, examples, features, config.eval_batch_size, runtime.device, runtime.autocast
+    outputs, run_order = run_model(
+        task, model, features, config.eval_batch_size, runtime.device, runtime.autocast
     )
+    if not keep_predictions:
+        return task.score(outputs, run_order, examples), None
+    predictions = task.decode(outputs, run_order, examples)
     return task.metrics(predictions, examples), predictions
 
 
@@ -265,7 +270,8 @@ def evaluate_and_save(run: Run) -> None:
     state, config, task = run.state, run.config, run.task
     if run.runtime.is_main:
         t0 = time.perf_counter()
-        metrics, _ = evaluate(task, run.model, run.tokenizer, run.dev_examples, config, run.runtime, run.dev_features)
+        metrics, _ = evaluate(task, run.model, run.tokenizer, run.dev_examples, config, run.runtime,
+                              run.dev_features, keep_predictions=False)
         record = {"type": "eval", "step": state.step, "epoch": state.epoch, **metrics,
                   "seconds": round(time.perf_counter() - t0, 3)}  # fmt: skip
         run.log.write(record)

@@ -152,7 +152,7 @@ def _pretrain(spec: PretrainSpec, config: TrainConfig, output_dir: str | Path, r
     before: dict[str, float] = {}
     if dev_examples and runtime.is_main:
         model.to(runtime.device)
-        before, _ = evaluate(task, model, tokenizer, dev_examples, config, runtime)
+        before, _ = evaluate(task, model, tokenizer, dev_examples, config, runtime, keep_predictions=False)
         logger.info("held-out before training: %s", before)
     result = train(task, model, tokenizer, train_examples, dev_examples or None, config, output_dir, runtime)
     if spec.model_config is None and runtime.is_main:

@@ -124,6 +124,48 @@ def test_single_label_metrics_and_confusion() -> None:
     assert task.confusion(preds, examples).tolist() == [[2, 0], [1, 1]]
 
 
+@pytest.mark.parametrize("kind", ["single-2", "single-3", "multi", "regression"])
+def test_score_equals_metrics_of_decoded_predictions(kind: str) -> None:
+    """The dev pass scores from arrays (task.score); the numbers are exactly metrics(decode(...)): windows pooled
+    in a shuffled run order, tied logits (the first maximum wins in both), and a multi-label threshold that
+    float32 cannot hold (0.7), met by probabilities of exactly float32(0.7) (decode compares in float64)."""
+    g = torch.Generator().manual_seed(0)
+    n, windows = 60, 90
+    owner = list(range(n)) + torch.randint(0, n, (windows - n,), generator=g).tolist()
+    rng = random.Random(0)
+    if kind.startswith("single"):
+        labels = ["a", "b", "c"][: int(kind[-1])]
+        task = ClassificationTask(labels=labels, pooling="max")
+        logits = torch.randn(windows, len(labels), generator=g)
+        logits[:10] = 0.25  # ties: equal logits, equal probabilities
+        examples = [TextExample("t", None, rng.choice(labels)) for _ in range(n)]
+    elif kind == "multi":
+        labels = ["x", "y", "z"]
+        task = ClassificationTask(
+            labels=labels, problem_type="multi_label_classification", threshold=0.7, pooling="max"
+        )
+        logits = torch.randn(windows, 3, generator=g)
+        on = torch.tensor(0.7, dtype=torch.float32)  # float32(0.7) < 0.7: under the threshold in float64 only
+        up = torch.nextafter(on, torch.tensor(1.0))
+        even = torch.tensor(owner) % 2 == 0
+        logits[even, 0] = torch.logit(on.double()).float()  # sigmoid gives float32(0.7) back exactly
+        logits[~even, 0] = torch.logit(up.double()).float()
+        examples = [TextExample("t", None, ",".join(rng.sample(labels, rng.randint(0, 3)))) for _ in range(n)]
+    else:
+        task = ClassificationTask(problem_type="regression")
+        logits = torch.randn(windows, 1, generator=g) * 2
+        examples = [TextExample("t", None, f"{rng.uniform(0, 5):.3f}") for _ in range(n)]
+    order = list(range(windows))
+    rng.shuffle(order)
+    feats = [{"example_index": owner[i]} for i in order]
+    outputs = [logits[order[:40]], logits[order[40:]]]
+    want = task.metrics(task.decode(outputs, feats, examples), examples)
+    assert task.score(outputs, feats, examples) == want
+    if kind == "multi":  # the boundary rows really sit where float32 and float64 disagree
+        probs = torch.sigmoid(task.pool(outputs, feats, n))[:, 0]
+        assert torch.all(probs[::2] == on) and torch.all(probs[1::2] == up)
+
+
 def test_check_reasons() -> None:
     task = ClassificationTask(labels=["neg", "pos"])
     assert task.check(TextExample("  ", None, "pos")) == "the text is empty"
