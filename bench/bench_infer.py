@@ -11,7 +11,8 @@ Every side gets identical input tensors (SST-2 dev in file order, padded per bat
 Sides are interleaved batch by batch (load on a shared machine hits each alike); figures are medians over
 --repeats passes. Printed per model: sentences/s at batch 1 and 32 with the ratios (goals: >= 1.5x at batch
 1, >= 2x at batch 32), and the latency of one 16-token sentence at batch 1 vs ORT's (goal: <= 1.3x).
---gemm prints the probe behind runtime.FP32_PACKED_ROWS: packed / plain GEMM time per row count.
+--gemm prints the probe behind runtime.FP32_PACKED_ROWS: packed / plain GEMM time per row count, then, weights
+streaming as in a forward, MKL's packed sgemm and ONNX Runtime's GEMM beside them.
 """
 
 from __future__ import annotations
@@ -112,29 +113,58 @@ def gemm_probe(threads: int) -> None:
 
 def gemm_stream_probe(threads: int) -> None:
     """A forward's 24 MiniLM linears in turn (42 MB of fp32 weights, more than the caches hold, as a forward
-    streams them): plain (MKL) vs packed (oneDNN) time for the whole pass, per row count."""
+    streams them), time for the whole pass per row count: plain (F.linear, MKL), packed (oneDNN, bertkit's
+    default), MKL's packed sgemm (torch.ops.mkl._mkl_linear, packed for exactly these rows: torch falls back
+    to the plain GEMM at any other row count) and ONNX Runtime (MatMul + Add nodes, weights as initializers,
+    which it packs at load), all in this process, sides alternating."""
+    import onnxruntime as ort
     import torch.nn.functional as F
+    from onnx import TensorProto, helper, numpy_helper
 
     shapes = [(1152, 384), (384, 384), (1536, 384), (384, 1536)] * 6
     weights = [(torch.randn(n, k) * 0.05, torch.randn(n)) for n, k in shapes]
     packed = [torch.ops.mkldnn._reorder_linear_weight(w) for w, _ in weights]
-    print(f"GEMM probe, weights streaming (MiniLM's 24 linears in turn, wall time, {threads} threads):")
+    nodes, inits, outputs = [], [], []
+    for i, (w, b) in enumerate(weights):
+        inits += [numpy_helper.from_array(w.t().contiguous().numpy(), f"w{i}"),
+                  numpy_helper.from_array(b.numpy(), f"b{i}")]  # fmt: skip
+        nodes += [helper.make_node("MatMul", [f"x{w.shape[1]}", f"w{i}"], [f"m{i}"]),
+                  helper.make_node("Add", [f"m{i}", f"b{i}"], [f"y{i}"])]  # fmt: skip
+        outputs.append(helper.make_tensor_value_info(f"y{i}", TensorProto.FLOAT, None))
+    inputs = [helper.make_tensor_value_info(f"x{k}", TensorProto.FLOAT, [None, k]) for k in (384, 1536)]
+    graph = helper.make_model(helper.make_graph(nodes, "linears", inputs, outputs, inits),
+                              opset_imports=[helper.make_opsetid("", 17)])  # fmt: skip
+    options = ort.SessionOptions()
+    options.intra_op_num_threads = threads
+    options.add_session_config_entry("session.intra_op.allow_spinning", "0")
+    session = ort.InferenceSession(graph.SerializeToString(), options, providers=["CPUExecutionProvider"])
+    print(f"GEMM probe, weights streaming (MiniLM's 24 linears in turn, wall time, {threads} threads), ms:")
     with torch.inference_mode():
         for m in (1, 16, 32, 256, 800):
             xs = {k: torch.randn(m, k) for k in (384, 1536)}
-            times: dict[str, list[float]] = {"plain": [], "packed": []}
-            for _ in range(7):
-                for name in times:
+            feed = {f"x{k}": v.numpy() for k, v in xs.items()}
+            mkl = [torch.ops.mkl._mkl_reorder_linear_weight(w, m) for w, _ in weights]
+
+            def torch_pass(name: str, mkl=mkl, xs=xs, m=m) -> None:  # noqa: ANN001
+                for (w, b), p, q, (_, k) in zip(weights, packed, mkl, shapes, strict=True):
+                    if name == "plain":
+                        F.linear(xs[k], w, b)
+                    elif name == "packed":
+                        torch.ops.mkldnn._linear_pointwise(xs[k], p, b, "none", [], "")
+                    else:
+                        torch.ops.mkl._mkl_linear(xs[k], q, w, b, m)
+
+            calls = {name: (lambda name=name: torch_pass(name)) for name in ("plain", "packed", "mkl-packed")}
+            calls["onnxruntime"] = lambda feed=feed: session.run(None, feed)
+            times: dict[str, list[float]] = {name: [] for name in calls}
+            for rep in range(9):
+                for name in list(calls) if rep % 2 else list(calls)[::-1]:
                     start = time.perf_counter()
-                    for (w, b), p, (_, k) in zip(weights, packed, shapes, strict=True):
-                        if name == "plain":
-                            F.linear(xs[k], w, b)
-                        else:
-                            torch.ops.mkldnn._linear_pointwise(xs[k], p, b, "none", [], "")
+                    calls[name]()
                     times[name].append(time.perf_counter() - start)
-            plain, pk = (1000 * statistics.median(times[n][1:]) for n in ("plain", "packed"))
-            print(f"  rows {m:4d}: plain {plain:7.2f} ms, packed {pk:7.2f} ms, "
-                  f"packed / plain {pk / plain:.2f}")
+            ms = {name: 1000 * statistics.median(t[1:]) for name, t in times.items()}
+            print(f"  rows {m:4d}: " + ", ".join(f"{name} {v:7.2f}" for name, v in ms.items())
+                  + f"; packed / plain {ms['packed'] / ms['plain']:.2f}")  # fmt: skip
 
 
 def bench_model(name: str, folder: Path, sentences: list[str], args: argparse.Namespace) -> None:
