@@ -1,7 +1,7 @@
 """Inference speed: bertkit's default eager encoder vs transformers' best eager and ONNX Runtime fp32, same weights.
 
 Usage: python bench/bench_infer.py [--models minilm,base] [--data ../shared/data/glue/SST-2/dev.tsv] [--threads N]
-                                   [--compile] [--gemm]
+                                   [--compile] [--bf16] [--gemm]
 
 Models: minilm (all-MiniLM-L6-v2) and base (BERT-base-shaped, 12 x 768, random init, saved once and loaded
 by both libraries). bertkit is what a user gets by default: load_pretrained + runtime.prepare_for_inference
@@ -11,7 +11,8 @@ Every side gets identical input tensors (SST-2 dev in file order, padded per bat
 Sides are interleaved batch by batch (load on a shared machine hits each alike); figures are medians over
 --repeats passes. Printed per model: sentences/s at batch 1 and 32 with the ratios (goals: >= 1.5x at batch
 1, >= 2x at batch 32), and the latency of one 16-token sentence at batch 1 vs ORT's (goal: <= 1.3x).
---gemm prints the probe behind runtime.FP32_PACKED_ROWS: packed / plain GEMM time per row count, then, weights
+--bf16 adds bertkit with --precision bf16 (bf16 weights packed once, where the CPU has native bf16) as one more
+side, with its ratios. --gemm prints the probe behind runtime.FP32_PACKED_ROWS: packed / plain GEMM time per row count, then, weights
 streaming as in a forward, MKL's packed sgemm and ONNX Runtime's GEMM beside them.
 """
 
@@ -190,6 +191,15 @@ def bench_model(name: str, folder: Path, sentences: list[str], args: argparse.Na
         **{f"transformers ({impl})": (lambda b, m=m: m(**b)) for impl, m in theirs.items()},
         "onnxruntime": lambda b: session.run(["last_hidden_state"], {k: v.numpy() for k, v in b.items()}),
     }
+    if args.bf16:
+        from bertkit.runtime import native_bf16
+
+        if not native_bf16():
+            raise SystemExit("--bf16: this CPU has no native bf16 (AVX-512-BF16 or AMX); nothing to measure")
+        ours_bf16 = prepare_for_inference(load_pretrained(folder, BertModel)[0], "bf16")
+        sides["bertkit (bf16)"] = lambda b: ours_bf16(
+            b["input_ids"], b["token_type_ids"], b["attention_mask"]
+        )
     if args.compile:
         start = time.perf_counter()
         compiled = compile_for_inference(load_pretrained(folder, BertModel)[0])
@@ -224,8 +234,10 @@ def bench_model(name: str, folder: Path, sentences: list[str], args: argparse.Na
         goal = 1.5 if batch_size == 1 else 2.0
         print(f"  ratio bertkit / {best}: {hf[best] / times['bertkit']:.2f}x (goal >= {goal}x)")
         print(f"  ratio bertkit / onnxruntime: {times['onnxruntime'] / times['bertkit']:.2f}x")
-        if "bertkit (compile)" in times:
-            print(f"  ratio bertkit (compile) / {best}: {hf[best] / times['bertkit (compile)']:.2f}x")
+        for extra in ("bertkit (bf16)", "bertkit (compile)"):
+            if extra in times:
+                print(f"  ratio {extra} / {best}: {hf[best] / times[extra]:.2f}x, "
+                      f"/ onnxruntime: {times['onnxruntime'] / times[extra]:.2f}x")  # fmt: skip
     one = dict(tok([LATENCY_TEXT], return_tensors="pt"))
     assert one["input_ids"].shape[1] == 16, one["input_ids"].shape
     lat: dict[str, list[float]] = {side: [] for side in sides}
@@ -239,6 +251,8 @@ def bench_model(name: str, folder: Path, sentences: list[str], args: argparse.Na
     print(f"16-token sentence, batch 1, p50 of {args.latency_requests - 10} interleaved calls: "
           + ", ".join(f"{side} {v:.2f} ms" for side, v in p50.items()))  # fmt: skip
     print(f"  bertkit / onnxruntime latency: {p50['bertkit'] / p50['onnxruntime']:.2f}x (goal <= 1.3x)")
+    if "bertkit (bf16)" in p50:
+        print(f"  bertkit (bf16) / onnxruntime latency: {p50['bertkit (bf16)'] / p50['onnxruntime']:.2f}x")
 
 
 def main() -> None:
@@ -253,6 +267,8 @@ def main() -> None:
     parser.add_argument("--batch-32-sentences", type=int, default=320)
     parser.add_argument("--latency-requests", type=int, default=110)
     parser.add_argument("--compile", action="store_true", help="add bertkit through torch.compile (~1 min)")
+    parser.add_argument("--bf16", action="store_true",
+                        help="add bertkit --precision bf16 (bf16 weights packed once; CPUs with native bf16)")
     parser.add_argument("--gemm", action="store_true",
                         help="only the packed-GEMM probes (weights hot, then streaming)")
     args = parser.parse_args()
