@@ -12,8 +12,8 @@ Sides are interleaved batch by batch (load on a shared machine hits each alike);
 --repeats passes. Printed per model: sentences/s at batch 1 and 32 with the ratios (goals: >= 1.5x at batch
 1, >= 2x at batch 32), and the latency of one 16-token sentence at batch 1 vs ORT's (goal: <= 1.3x).
 --bf16 adds bertkit with --precision bf16 (bf16 weights packed once, where the CPU has native bf16) as one more
-side, with its ratios. --gemm prints the probe behind runtime.FP32_PACKED_ROWS: packed / plain GEMM time per row count, then, weights
-streaming as in a forward, MKL's packed sgemm and ONNX Runtime's GEMM beside them.
+side, with its ratios. --gemm prints the probe behind runtime.FP32_PACKED_ROWS: packed / plain GEMM time per
+row count, then, weights streaming as in a forward, MKL's packed sgemm and ONNX Runtime's GEMM beside them.
 """
 
 from __future__ import annotations
