@@ -7,7 +7,9 @@ Backends: PyTorch fp32, PyTorch dynamic int8 (nn.Linear), onnxruntime fp32, onnx
 PyTorch with bf16 weights (`--precision bf16`) where the CPU computes bf16 natively.
 Printed per backend: SST-2 dev accuracy (872 sentences) and its change against PyTorch fp32 (goal: int8 loses
 <= 1 point), max |logit - PyTorch logit| over the whole dev set (goal for ONNX fp32: <= 1e-4), dev throughput
-(sentences/s, batch 64) and batch-1 latency. Reads ../shared/data/glue/SST-2.
+(sentences/s, batch 64, the median of --repeats passes) and batch-1 latency (p50). The backends alternate,
+pass by pass and call by call, so a swing in the machine's speed hits all alike. Reads
+../shared/data/glue/SST-2.
 """
 
 from __future__ import annotations
@@ -76,31 +78,42 @@ def logits_of(model, tokenizer, texts: list[str], max_length: int):
     return torch.cat(out)
 
 
-def measure(name: str, predictor, inputs: list[dict], gold: list[str], reference) -> dict:
-    predictor.predict(inputs[:64])  # warm up
-    start = time.perf_counter()
+def quality(name: str, predictor, inputs: list[dict], gold: list[str], reference) -> dict:
+    """Dev accuracy and max |logit - reference| of one backend (untimed)."""
     predictions = predictor.predict(inputs)
-    seconds = time.perf_counter() - start
     accuracy = sum(p["label"] == g for p, g in zip(predictions, gold, strict=True)) / len(gold)
-    single = [{"text": LATENCY_TEXT}]
-    for _ in range(10):
-        predictor.predict(single)
-    times = []
-    for _ in range(100):
-        t = time.perf_counter()
-        predictor.predict(single)
-        times.append(time.perf_counter() - t)
     logits = logits_of(
         predictor.model, predictor.tokenizer, [x["text"] for x in inputs], predictor.max_seq_length
     )
     diff = float((logits - reference).abs().max()) if reference is not None else 0.0
+    return {"name": name, "accuracy": accuracy, "max_diff": diff, "logits": logits}
+
+
+def speeds(
+    predictors: dict, inputs: list[dict], repeats: int, latency_calls: int
+) -> dict[str, tuple[float, float]]:
+    """name -> (dev sentences/s, the median of `repeats` passes; batch-1 p50 ms). The backends alternate: pass
+    by pass (the order reversed every round) and call by call, so a swing in the machine's speed hits all
+    alike."""
+    names = list(predictors)
+    for p in predictors.values():
+        p.predict(inputs[:64])  # warm up
+    passes: dict[str, list[float]] = {n: [] for n in names}
+    for round_ in range(repeats):
+        for n in names if round_ % 2 == 0 else names[::-1]:
+            start = time.perf_counter()
+            predictors[n].predict(inputs)
+            passes[n].append(time.perf_counter() - start)
+    single = [{"text": LATENCY_TEXT}]
+    calls: dict[str, list[float]] = {n: [] for n in names}
+    for i in range(latency_calls + 10):
+        for n in names if i % 2 == 0 else names[::-1]:
+            start = time.perf_counter()
+            predictors[n].predict(single)
+            if i >= 10:
+                calls[n].append(time.perf_counter() - start)
     return {
-        "name": name,
-        "accuracy": accuracy,
-        "per_s": len(inputs) / seconds,
-        "p50_ms": 1000 * statistics.median(times),
-        "max_diff": diff,
-        "logits": logits,
+        n: (len(inputs) / statistics.median(passes[n]), 1000 * statistics.median(calls[n])) for n in names
     }
 
 
@@ -113,6 +126,8 @@ def main() -> int:
     p.add_argument("--train-examples", type=int, default=8000)
     p.add_argument("--max-seq-length", type=int, default=64)
     p.add_argument("--threads", type=int, default=None, help="CPU threads for every backend (default: all)")
+    p.add_argument("--repeats", type=int, default=3, help="timed dev passes per backend (median)")
+    p.add_argument("--latency-calls", type=int, default=100, help="batch-1 calls per backend (p50)")
     args = p.parse_args()
     import torch
 
@@ -142,19 +157,24 @@ def main() -> int:
     inputs, gold = dev_set()
     base = Predictor.from_pretrained(model_dir, device="cpu", batch_size=64)
     length = base.max_seq_length
-    rows = [measure("pytorch fp32", base, inputs, gold, None)]
-    reference = rows[0]["logits"]
+    predictors = {"pytorch fp32": base}
     variants = (
         ("pytorch int8 (dynamic)", quantize_torch(base.model)),
         ("onnxruntime fp32", OnnxModel(report.onnx_path, threads=args.threads)),
         ("onnxruntime int8 (dynamic)", OnnxModel(report.int8_path, threads=args.threads)),
     )
     for name, model in variants:
-        predictor = Predictor(base.task, model, base.tokenizer, length, batch_size=64, device="cpu")
-        rows.append(measure(name, predictor, inputs, gold, reference))
+        predictors[name] = Predictor(base.task, model, base.tokenizer, length, batch_size=64, device="cpu")
     if runtime.native_bf16():  # `--precision bf16`: bf16 weights packed once, native AMX / AVX-512-BF16 kernels
-        bf16 = Predictor.from_pretrained(model_dir, device="cpu", batch_size=64, precision="bf16")
-        rows.append(measure("pytorch bf16 weights", bf16, inputs, gold, reference))
+        predictors["pytorch bf16 weights"] = Predictor.from_pretrained(
+            model_dir, device="cpu", batch_size=64, precision="bf16"
+        )
+    rows = [quality("pytorch fp32", base, inputs, gold, None)]
+    reference = rows[0]["logits"]
+    rows += [quality(n, p, inputs, gold, reference) for n, p in list(predictors.items())[1:]]
+    timed = speeds(predictors, inputs, args.repeats, args.latency_calls)
+    for r in rows:
+        r["per_s"], r["p50_ms"] = timed[r["name"]]
     print(f"\nSST-2 dev ({len(gold)} sentences, max_seq_length {length}):")
     print(f"{'backend':28} {'accuracy':>9} {'change':>8} {'max|dlogit|':>12} {'sent/s':>8} {'b1 p50 ms':>10}")
     for r in rows:
