@@ -86,15 +86,19 @@ def attend(
         )
     if kernel == "per-sequence":
         rows = qkv.view(n, 3, num_heads, head_size)
-        parts, start = [], 0
+        out = qkv.new_empty(n, hidden)
+        start = 0
         for length, count in _runs(packing.lengths):  # neighbours of one length: one batched call, no copy
             if length:
                 block = rows[start : start + count * length].view(count, length, 3, num_heads, head_size)
                 q, k, v = block.permute(2, 0, 3, 1, 4).unbind(0)  # (count, nh, L, hs) each
                 ctx = F.scaled_dot_product_attention(q, k, v, dropout_p=dropout_p)
-                parts.append(ctx.transpose(1, 2).reshape(count * length, hidden))
+                # written once into its rows (a reshape copy and a cat would write it twice)
+                out[start : start + count * length].view(count, length, num_heads, head_size).copy_(
+                    ctx.transpose(1, 2)
+                )
             start += count * length
-        return torch.cat(parts) if parts else qkv.new_zeros(0, hidden)
+        return out
     if kernel == "flash-varlen":
         from flash_attn import flash_attn_varlen_qkvpacked_func
 
