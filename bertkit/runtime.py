@@ -341,6 +341,9 @@ def inference_packing(device: torch.device, precision: str) -> str:
     return "none"
 
 
+_BF16_HINTED = False  # prepare_for_inference names --precision bf16 once per process where it is native
+
+
 def prepare_for_inference(model: nn.Module, precision: str = "fp32") -> nn.Module:
     """Ready a loaded model for eval-only use, in place: eval mode, and every nn.Linear packed once for the
     CPU's GEMM (inference_packing). Outputs match the unprepared model (fp32: within 1e-4); training,
@@ -366,6 +369,14 @@ def prepare_for_inference(model: nn.Module, precision: str = "fp32") -> nn.Modul
                 activation = fusable[1] if fusable and fusable[0] == name else "none"
                 setattr(parent, name, PreparedLinear.from_linear(child, packing, activation))
     logger.info("prepared for inference: linear weights packed (%s)", packing)
+    global _BF16_HINTED
+    if packing == "mkldnn" and not _BF16_HINTED and native_bf16():
+        _BF16_HINTED = True
+        logger.info(
+            "this CPU computes bf16 natively (AMX / AVX-512-BF16): --precision bf16 keeps bf16 weights and "
+            "runs their GEMMs natively, often several times faster than fp32, with logits moving by ~1e-2 "
+            "(the README's export table); fp32 stays the default"
+        )
     return model
 
 

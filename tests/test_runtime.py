@@ -180,6 +180,26 @@ def test_packing_rule(monkeypatch):
         runtime.prepare_for_inference(torch.nn.Linear(2, 2), "fp16")
 
 
+def test_fp32_preparation_names_bf16_once_where_the_cpu_has_it(monkeypatch, caplog):
+    from bertkit import runtime
+
+    if not torch.backends.mkldnn.is_available():
+        pytest.skip("torch without oneDNN packs nothing")
+    for native, expected in ((False, 0), (True, 1)):
+        monkeypatch.setattr(runtime, "native_bf16", lambda native=native: native)
+        monkeypatch.setattr(runtime, "_BF16_HINTED", False)
+        caplog.clear()
+        with caplog.at_level("INFO", logger="bertkit.runtime"):
+            for _ in range(2):  # once per process, not once per model
+                runtime.prepare_for_inference(torch.nn.Sequential(torch.nn.Linear(2, 2)), "fp32")
+        assert sum("--precision bf16" in r.getMessage() for r in caplog.records) == expected
+    caplog.clear()
+    monkeypatch.setattr(runtime, "_BF16_HINTED", False)
+    with caplog.at_level("INFO", logger="bertkit.runtime"):
+        runtime.prepare_for_inference(torch.nn.Sequential(torch.nn.Linear(2, 2)), "bf16")
+    assert not any("--precision bf16 keeps" in r.getMessage() for r in caplog.records)  # already asked for
+
+
 def test_bf16_weights_are_packed_once_and_match_autocast():
     from bertkit.runtime import bf16_weights_prepared, native_bf16, prepare_for_inference
 
