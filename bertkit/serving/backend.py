@@ -43,11 +43,13 @@ DEFAULT_TEXT_FIELDS = ("text", "text_pair")
 
 
 # The CPU batch-budget probe (Backend._default_batch_tokens): budgets tried in order, rows of PROBE_WIDTH tokens,
-# the gain a larger budget must show over the smaller, and the time after which no larger budget is tried.
+# the gain a larger budget must show over the smaller, the warm-up time after which no larger budget is tried,
+# and the timed rounds (each runs every budget once, alternating).
 PROBE_BUDGETS = (512, 1024, 2048)
 PROBE_WIDTH = 32
 PROBE_MARGIN = 0.03
 PROBE_SECONDS = 3.0
+PROBE_ROUNDS = 3
 _PROBED: dict[tuple, int] = {}  # one probe per model and settings in a process
 
 
@@ -158,8 +160,9 @@ class Backend:
     def _default_batch_tokens(self) -> int:
         """GPUs want large batches (16384 tokens). On a CPU the best budget depends on the CPU: its GEMMs
         slowed down past ~512 rows on an AMD EPYC (110 -> 45 GFLOPS), while a Xeon with AMX served 10 % more
-        texts/s at 2048. So a short probe at start-up times the model at each of PROBE_BUDGETS and keeps the
-        fastest (the smaller one unless a larger is PROBE_MARGIN faster); its figures go to the log."""
+        texts/s at 2048. So a short probe at start-up times the model at each of PROBE_BUDGETS, in alternating
+        rounds, and keeps the fastest (the smaller one unless a larger is PROBE_MARGIN faster); its figures go
+        to the log."""
         if self.device.type != "cpu":
             return 16384
         key = (str(self.folder), self.kind, self.config.precision, self.config.quantize, self.config.compile,
@@ -177,15 +180,20 @@ class Backend:
             return PROBE_BUDGETS[0]
         width = min(PROBE_WIDTH, self.max_length)
         text = " ".join(["probe"] * (2 * width))
-        rates: dict[int, float] = {}
+        batches: dict[int, list[Encoding]] = {}
         spent = time.perf_counter()
         for budget in PROBE_BUDGETS:
-            encodings = self.tokenizer.encode_batch([text] * (budget // width), None, width)
-            run(encodings)  # warm-up: first-call allocations and weight packing
-            best = min(_timed(run, encodings) for _ in range(2))
-            rates[budget] = budget // width * width / best
-            if time.perf_counter() - spent > PROBE_SECONDS:  # a large model: stop here
+            batches[budget] = self.tokenizer.encode_batch([text] * (budget // width), None, width)
+            run(batches[budget])  # warm-up: first-call allocations and weight packing
+            if time.perf_counter() - spent > PROBE_SECONDS:  # a large model: no larger budget
                 break
+        # the budgets alternate round by round (the order reversed each round), so a moment when the machine
+        # is slow hits every budget alike; each keeps its fastest run
+        times: dict[int, list[float]] = {budget: [] for budget in batches}
+        for round_ in range(PROBE_ROUNDS):
+            for budget in list(batches) if round_ % 2 == 0 else list(batches)[::-1]:
+                times[budget].append(_timed(run, batches[budget]))
+        rates = {budget: budget // width * width / min(t) for budget, t in times.items()}
         chosen = PROBE_BUDGETS[0]
         for budget, rate in rates.items():
             if rate > rates[chosen] * (1 + PROBE_MARGIN):
