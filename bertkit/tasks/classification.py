@@ -285,20 +285,30 @@ class ClassificationTask(TaskBase):
             for row in probs
         ]
 
-    def metrics(self, predictions: Sequence[dict], examples: Sequence[TextExample]) -> dict[str, float]:
+    def _truth(self, examples: Sequence[TextExample]) -> np.ndarray:
+        """The gold labels as metrics take them: scores (N,) float64 for regression, a (N, L) bool matrix for
+        multi-label, label indices (N,) int64 otherwise."""
         if self.regression:
-            return regression_metrics([float(e.label) for e in examples], [p["score"] for p in predictions])  # type: ignore[arg-type]
+            scores = (float(e.label) for e in examples)  # type: ignore[arg-type]
+            return np.fromiter(scores, np.float64, len(examples))
         if self.multi_label:
-            n = len(self._index)
-            truth = np.zeros((len(examples), n), dtype=bool)
-            pred = np.zeros((len(examples), n), dtype=bool)
-            for i, (e, p) in enumerate(zip(examples, predictions, strict=True)):
-                truth[i, [self._index[x] for x in self.label_names(e.label)]] = True
-                pred[i, [self._index[x] for x in p["labels"]]] = True
+            truth = np.zeros((len(examples), len(self._index)), dtype=bool)
+            for row, e in zip(truth, examples, strict=True):
+                row[[self._index[x] for x in self.label_names(e.label)]] = True
+            return truth
+        return np.fromiter((self._index[str(e.label)] for e in examples), np.int64, len(examples))
+
+    def metrics(self, predictions: Sequence[dict], examples: Sequence[TextExample]) -> dict[str, float]:
+        truth = self._truth(examples)
+        if self.regression:
+            return regression_metrics(truth, [p["score"] for p in predictions])
+        if self.multi_label:
+            pred = np.zeros_like(truth)
+            for row, p in zip(pred, predictions, strict=True):
+                row[[self._index[x] for x in p["labels"]]] = True
             return multilabel_metrics(truth, pred)
-        y_true = [self._index[str(e.label)] for e in examples]
         y_pred = [self._index[p["label"]] for p in predictions]
-        return classification_metrics(y_true, y_pred, len(self._index))
+        return classification_metrics(truth, y_pred, len(self._index))
 
     def score(
         self, outputs: Sequence[Tensor], features: Sequence[Feature], examples: Sequence[TextExample]
@@ -312,23 +322,17 @@ class ClassificationTask(TaskBase):
         if own or "metrics" in vars(self) or "decode" in vars(self):
             return super().score(outputs, features, examples)
         pooled = self.pool(outputs, features, len(examples))
+        truth = self._truth(examples)
         if self.regression:
-            truth = np.fromiter((float(e.label) for e in examples), np.float64, len(examples))
             return regression_metrics(truth, pooled[:, 0].double().numpy())
-        n = len(self._index)
         if self.multi_label:
-            truth = np.zeros((len(examples), n), dtype=bool)
-            for i, e in enumerate(examples):
-                truth[i, [self._index[x] for x in self.label_names(e.label)]] = True
             return multilabel_metrics(truth, (torch.sigmoid(pooled).double() >= self.threshold).numpy())
-        y_true = np.fromiter((self._index[str(e.label)] for e in examples), np.int64, len(examples))
         y_pred = torch.softmax(pooled, dim=-1).argmax(-1).numpy()
-        return classification_metrics(y_true, y_pred, n)
+        return classification_metrics(truth, y_pred, len(self._index))
 
     def confusion(self, predictions: Sequence[dict], examples: Sequence[TextExample]) -> np.ndarray | None:
         """(L, L) confusion matrix for single-label tasks, else None."""
         if self.regression or self.multi_label:
             return None
-        y_true = [self._index[str(e.label)] for e in examples]
         y_pred = [self._index[p["label"]] for p in predictions]
-        return confusion_matrix(y_true, y_pred, len(self._index))
+        return confusion_matrix(self._truth(examples), y_pred, len(self._index))
