@@ -30,7 +30,7 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from bertkit.model.dropout import cheap_masks, drop_unscaled
-from bertkit.model.padding import Packing, pad, unpad
+from bertkit.model.padding import Packing, pad, per_sequence_inference, unpad
 
 KERNELS = ("sdpa", "per-sequence", "flash-varlen", "jagged", "repad")
 
@@ -49,8 +49,8 @@ def choose_kernel(device: torch.device, dtype: torch.dtype, packing: Packing | N
         if dtype in (torch.float16, torch.bfloat16) and _has_flash_attn():
             return "flash-varlen"
         return "jagged"
-    if device.type == "cpu":
-        return "repad" if torch.is_grad_enabled() else "per-sequence"  # measured: see the module docstring
+    if device.type == "cpu":  # measured: see the module docstring
+        return "per-sequence" if per_sequence_inference(device) else "repad"
     return "repad"
 
 

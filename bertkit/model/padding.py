@@ -62,6 +62,15 @@ class Packing:
         return max(self.lengths, default=0)
 
 
+def per_sequence_inference(device: torch.device) -> bool:
+    """CPU inference outside a trace or an ONNX export: where attention runs sequence by sequence
+    (model.attention.choose_kernel's "per-sequence") and packing_from_mask orders the sequences by length for
+    it. The one rule both read."""
+    if device.type != "cpu" or torch.is_grad_enabled():
+        return False
+    return not (torch.jit.is_tracing() or torch.onnx.is_in_onnx_export())
+
+
 def packing_from_mask(
     attention_mask: Tensor, packed: bool | None = None, by_length: bool | None = None
 ) -> Packing | None:
@@ -69,8 +78,8 @@ def packing_from_mask(
 
     packed=None picks the layout: padded under torch.compile (no data-dependent branch or shape, so no
     graph break), packed otherwise. Example: mask [[1, 1, 0], [1, 1, 1]] -> indices [0, 1, 3, 4, 5].
-    by_length: order the packed sequences by length (stable, shortest first). None: at CPU inference, where
-    attention runs sequence by sequence (model.attention.choose_kernel), and never under a trace or an export.
+    by_length: order the packed sequences by length (stable, shortest first). None: where attention runs
+    sequence by sequence (per_sequence_inference).
     Example: mask [[1, 1, 1], [1, 0, 0], [1, 1, 0]], by_length -> order [1, 2, 0], indices [3, 6, 7, 0, 1, 2].
     """
     mask = attention_mask.bool()
@@ -82,11 +91,7 @@ def packing_from_mask(
     if bool(mask.all()):
         return None
     if by_length is None:
-        by_length = (
-            mask.device.type == "cpu"
-            and not torch.is_grad_enabled()
-            and not (torch.jit.is_tracing() or torch.onnx.is_in_onnx_export())
-        )
+        by_length = per_sequence_inference(mask.device)
     order = None
     if by_length:
         order = torch.argsort(mask.sum(1), stable=True)
