@@ -117,7 +117,7 @@ def gemm_stream_probe(threads: int) -> None:
     streams them), time for the whole pass per row count: plain (F.linear, MKL), packed (oneDNN, bertkit's
     default), MKL's packed sgemm (torch.ops.mkl._mkl_linear, packed for exactly these rows: torch falls back
     to the plain GEMM at any other row count) and ONNX Runtime (MatMul + Add nodes, weights as initializers,
-    which it packs at load), all in this process, sides alternating."""
+    which it packs at load), all in this process, sides alternating (interleaved(): a warm-up, median of 8)."""
     import onnxruntime as ort
     import torch.nn.functional as F
     from onnx import TensorProto, helper, numpy_helper
@@ -146,7 +146,7 @@ def gemm_stream_probe(threads: int) -> None:
             feed = {f"x{k}": v.numpy() for k, v in xs.items()}
             mkl = [torch.ops.mkl._mkl_reorder_linear_weight(w, m) for w, _ in weights]
 
-            def torch_pass(name: str, mkl=mkl, xs=xs, m=m) -> None:  # noqa: ANN001
+            def torch_pass(name: str, xs: dict, mkl=mkl, m=m) -> None:  # noqa: ANN001
                 for (w, b), p, q, (_, k) in zip(weights, packed, mkl, shapes, strict=True):
                     if name == "plain":
                         F.linear(xs[k], w, b)
@@ -155,15 +155,12 @@ def gemm_stream_probe(threads: int) -> None:
                     else:
                         torch.ops.mkl._mkl_linear(xs[k], q, w, b, m)
 
-            calls = {name: (lambda name=name: torch_pass(name)) for name in ("plain", "packed", "mkl-packed")}
-            calls["onnxruntime"] = lambda feed=feed: session.run(None, feed)
-            times: dict[str, list[float]] = {name: [] for name in calls}
-            for rep in range(9):
-                for name in list(calls) if rep % 2 else list(calls)[::-1]:
-                    start = time.perf_counter()
-                    calls[name]()
-                    times[name].append(time.perf_counter() - start)
-            ms = {name: 1000 * statistics.median(t[1:]) for name, t in times.items()}
+            sides: dict[str, Callable] = {
+                name: (lambda inputs, name=name: torch_pass(name, inputs[0]))
+                for name in ("plain", "packed", "mkl-packed")
+            }
+            sides["onnxruntime"] = lambda inputs: session.run(None, inputs[1])
+            ms = {name: 1000 * t for name, t in interleaved(sides, [(xs, feed)], repeats=8).items()}
             print(f"  rows {m:4d}: " + ", ".join(f"{name} {v:7.2f}" for name, v in ms.items())
                   + f"; packed / plain {ms['packed'] / ms['plain']:.2f}")  # fmt: skip
 
