@@ -39,6 +39,7 @@ from bertkit.serving.batcher import Batcher, BatchStats, QueueFull, ShuttingDown
 from bertkit.serving.config import ServeConfig
 from bertkit.serving.guard import Guard
 from bertkit.serving.http import BadJson, body_schema, error, json_response, parse, read_json, validate
+from bertkit.serving.lane import Lane
 from bertkit.serving.metrics import ServerMetrics
 from bertkit.serving.schemas import (
     EncodeRequest,
@@ -189,7 +190,8 @@ def _chars(texts: Sequence[str], pairs: Sequence[str] | None) -> int:
 
 
 def create_app(config: ServeConfig, backend: Backend | None = None) -> Any:
-    """The ASGI app (FastAPI wrapped in Guard); loads the model now, so the server is ready when it listens."""
+    """The ASGI app (FastAPI behind the Lane, both behind Guard); loads the model now, so the server is ready when
+    it listens."""
     server = Server(config, backend)
 
     @asynccontextmanager
@@ -321,7 +323,7 @@ def create_app(config: ServeConfig, backend: Backend | None = None) -> Any:
     tei_routes.install(app, server)
     hf_routes.install(app, server)
     playground.install(app, server)
-    return Guard(app, config, server.metrics, server.routes)
+    return Guard(Lane(app), config, server.metrics, server.routes)
 
 
 def install_error_handlers(app: Any, server: Server) -> None:
