@@ -9,7 +9,9 @@ requests: its feature-extraction pipeline by default, or --naive automodel: one 
 Loopback only (127.0.0.1), bounded in count (--requests) and time (--phase-timeout); servers are
 subprocesses that the script stops. Sentences: SST-2 dev from ../shared/data when present, else built in.
 Printed: requests/s, texts/s, p50/p99 latency, failures (non-200 other than 503), 503s, the served/offline
-throughput ratio (goal >= 0.8), the batching gain over the naive server (goal >= 3x), and batch-1 p50.
+throughput ratio (goal >= 0.8), the batching gain over the naive server (goal >= 3x), and batch-1 p50 over
+HTTP against the same text in this process, for bertkit serve and for the floor: a bare ASGI function with the
+same Backend under the same uvicorn, the least any Python HTTP server can add on this machine.
 """
 
 from __future__ import annotations
@@ -77,8 +79,8 @@ def compare_openai(port: int, pid: int, load: list, warm: list, args: argparse.N
     return 0 if failures == 0 else 1
 
 
-def in_process(model: str, serve_args: str):
-    """The server's own Backend, built here from the same flags: one /encode's work with no HTTP, no batcher."""
+def serve_backend(model: str, serve_args: str):
+    """The server's own Backend, built here from the same `bertkit serve` flags."""
     import argparse
 
     from bertkit.cli.serve import add_parser
@@ -89,12 +91,50 @@ def in_process(model: str, serve_args: str):
     add_parser(parser.add_subparsers())
     args = vars(parser.parse_args(["serve", "--model", model, *serve_args.split()]))
     names = {f.name for f in dataclasses.fields(ServeConfig)}
-    backend = Backend(ServeConfig.from_env(**{k: v for k, v in args.items() if k in names}))
+    return Backend(ServeConfig.from_env(**{k: v for k, v in args.items() if k in names}))
+
+
+def in_process(model: str, serve_args: str):
+    """One /encode's work with the server's own Backend, with no HTTP and no batcher."""
+    backend = serve_backend(model, serve_args)
 
     def encode_once() -> None:
         backend.embed(backend.tokenize([LATENCY_TEXT], None))
 
     return encode_once
+
+
+def floor_server(model: str, port: int, serve_args: str) -> None:
+    """The leanest Python server for /encode: a bare ASGI function under the same uvicorn (uvloop,
+    httptools), the server's own Backend called inline on the event loop, orjson. No routing, validation,
+    batcher, limits or metrics: what it adds over the in-process call is the floor any Python HTTP server
+    pays on this machine."""
+    import numpy as np
+    import orjson
+    import uvicorn
+
+    os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")  # as `bertkit serve`
+    backend = serve_backend(model, serve_args)
+
+    async def app(scope: dict, receive, send) -> None:
+        body = b""
+        more = True
+        while more:
+            message = await receive()
+            body, more = body + message.get("body", b""), message.get("more_body", False)
+        if scope["path"] == "/health":
+            out = b'{"status":"ok"}'
+        else:
+            vectors = np.stack(backend.embed(backend.tokenize(orjson.loads(body)["texts"], None)))
+            if backend.normalize:
+                vectors = vectors / np.maximum(np.linalg.norm(vectors, axis=1, keepdims=True), 1e-12)
+            out = orjson.dumps({"embeddings": vectors}, option=orjson.OPT_SERIALIZE_NUMPY)
+        headers = [(b"content-type", b"application/json"), (b"content-length", str(len(out)).encode())]
+        await send({"type": "http.response.start", "status": 200, "headers": headers})
+        await send({"type": "http.response.body", "body": out})
+
+    sys.setswitchinterval(0.001)  # as `bertkit serve`
+    uvicorn.run(app, host="127.0.0.1", port=port, log_level="warning", lifespan="off")
 
 
 def naive_server(model: str, port: int, kind: str) -> None:
@@ -186,9 +226,13 @@ def main() -> int:
                    help="encoding_format of the /v1/embeddings requests (base64: the openai SDK's default)")
     p.add_argument("--rounds", type=int, default=3, help="--openai: rounds of the two loads, medians reported")
     p.add_argument("--naive-server", type=int, default=None, help=argparse.SUPPRESS)  # internal: the baseline
+    p.add_argument("--floor-server", type=int, default=None, help=argparse.SUPPRESS)  # internal: the floor
     args = p.parse_args()
     if args.naive_server is not None:
         naive_server(args.model, args.naive_server, args.naive)
+        return 0
+    if args.floor_server is not None:
+        floor_server(args.model, args.floor_server, args.serve_args)
         return 0
 
     from bertkit.weights.load import model_folder, resolve_model_path
@@ -237,18 +281,32 @@ def main() -> int:
             after = asyncio.run(scrape(port))
             server_cpu, client_cpu = cpu_seconds(proc.pid) - server_cpu, time.process_time() - client_cpu
         local = in_process(model, args.serve_args)
-        b1, here = asyncio.run(latency_b1(port, args.latency_requests, local))
+        floor_port = free_port()
+        floor_cmd = [sys.executable, __file__, "--model", model, "--serve-args", args.serve_args]
+        floor = start([*floor_cmd, "--floor-server", str(floor_port)], floor_port, env)
+        try:
+            ports = {"bertkit": port, "floor": floor_port}
+            times = asyncio.run(latency_b1(ports, args.latency_requests, local))
+        finally:
+            stop(floor)
     finally:
         stop(proc)
     print(
-        f"batch-1 latency over HTTP (16-token sentence, {b1.done} sequential requests): p50 {b1.pct(0.5):.2f} ms, "
-        f"p99 {b1.pct(0.99):.2f} ms, min {b1.pct(0):.2f} ms"
+        f"batch-1 latency, 16-token sentence, {args.latency_requests} sequential requests per server, the "
+        "servers taking turns in blocks of 20, each request followed by the same text in this process (the "
+        "server's Backend: tokenize + forward + pooling, no HTTP):"
     )
-    print(
-        f"the same text in this process (the server's Backend: tokenize + forward + pooling, interleaved with the "
-        f"requests): p50 {here.pct(0.5):.2f} ms, min {here.pct(0):.2f} ms; HTTP - in-process p50: "
-        f"{b1.pct(0.5) - here.pct(0.5):+.2f} ms (goal: within 1 ms)"
-    )
+    for name, what in (
+        ("bertkit", "bertkit serve"),
+        ("floor", "floor: a bare ASGI function under the same uvicorn, the same Backend inline, orjson"),
+    ):
+        b1, here = times[name]
+        print(
+            f"  {what}: HTTP p50 {b1.pct(0.5):.2f} ms (p99 {b1.pct(0.99):.2f}, min {b1.pct(0):.2f}); "
+            f"in-process p50 {here.pct(0.5):.2f} ms; HTTP - in-process p50: "
+            f"{b1.pct(0.5) - here.pct(0.5):+.2f} ms"
+            + (" (goal: within 1 ms)" if name == "bertkit" else "")
+        )
     if args.latency_only:
         return 0
     report("bertkit serve", served)

@@ -158,28 +158,38 @@ async def run_load(port: int, load: list[tuple[str, bytes, int]], concurrency: i
     return result
 
 
-async def latency_b1(port: int, n: int, local=None) -> tuple[Result, Result]:
-    """Sequential one-text /encode requests; with `local`, each is followed by the same text in this process."""
-    conn = Connection(port)
+async def latency_b1(
+    ports: dict[str, int], n: int, local=None, block: int = 20
+) -> dict[str, tuple[Result, Result]]:
+    """Sequential one-text /encode requests to each server, n per server, the servers taking turns in blocks
+    of `block` (so a slow minute on a shared machine hits every side alike); with `local`, each request is
+    followed by the same text in this process. {name: (over HTTP, in this process)}."""
     body = json.dumps({"texts": [LATENCY_TEXT]}).encode()
-    for _ in range(20):  # warm up
-        await conn.request("POST", "/encode", body)
-        if local is not None:
-            local()
-    result, here = Result(0.0), Result(0.0)
-    start = time.perf_counter()
-    for _ in range(n):
-        t = time.perf_counter()
-        status, _ = await conn.request("POST", "/encode", body)
-        result.latencies.append(time.perf_counter() - t)
-        result.statuses[status] = result.statuses.get(status, 0) + 1
-        if local is not None:
-            t = time.perf_counter()
-            local()
-            here.latencies.append(time.perf_counter() - t)
-    result.seconds = time.perf_counter() - start
-    conn.close()
-    return result, here
+    conns = {name: Connection(port) for name, port in ports.items()}
+    for conn in conns.values():
+        for _ in range(20):  # warm up
+            await conn.request("POST", "/encode", body)
+            if local is not None:
+                local()
+    out = {name: (Result(0.0), Result(0.0)) for name in ports}
+    for start in range(0, n, block):
+        names = list(conns) if (start // block) % 2 == 0 else list(conns)[::-1]
+        for name in names:
+            result, here = out[name]
+            began = time.perf_counter()
+            for _ in range(min(block, n - start)):
+                t = time.perf_counter()
+                status, _ = await conns[name].request("POST", "/encode", body)
+                result.latencies.append(time.perf_counter() - t)
+                result.statuses[status] = result.statuses.get(status, 0) + 1
+                if local is not None:
+                    t = time.perf_counter()
+                    local()
+                    here.latencies.append(time.perf_counter() - t)
+            result.seconds += time.perf_counter() - began
+    for conn in conns.values():
+        conn.close()
+    return out
 
 
 # ---- servers ----------------------------------------------------------------------------------------
