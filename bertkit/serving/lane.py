@@ -66,6 +66,8 @@ class Lane:
         if endpoint is None:
             await self.app(scope, receive, send)
             return
+        scope["app"] = self.app  # as FastAPI sets them: request.app, request.url_for work the same
+        scope["router"] = self.app.router
         request = Request(scope, receive, send)
         try:
             response = await endpoint(request)

@@ -6,8 +6,10 @@ from __future__ import annotations
 import asyncio
 
 import httpx
+import orjson
 import pytest
 from fastapi import Depends, FastAPI, Request
+from fastapi.responses import JSONResponse
 from pydantic import BaseModel
 
 from bertkit.serving.app import create_app
@@ -41,7 +43,9 @@ def test_only_async_post_routes_that_take_just_the_request_use_the_lane():
 
     @app.post("/raw")
     async def raw(http: Request):
-        return None
+        return JSONResponse(
+            {"app": http.app.title, "url": str(http.url_for("raw")), "body": (await http.body()).decode()}
+        )
 
     @app.post("/typed")
     async def typed(body: Body):
@@ -71,7 +75,13 @@ def test_only_async_post_routes_that_take_just_the_request_use_the_lane():
     async def both(http: Request):
         return None
 
-    assert set(Lane(app).routes) == {"/raw"}
+    lane = Lane(app)
+    assert set(lane.routes) == {"/raw"}
+    spy = Spy(app)
+    lane.app = spy
+    response = asyncio.run(exchange(lane, [("POST", "/raw", b"abc")]))
+    assert spy.paths == []
+    assert orjson.loads(response[0][3]) == {"app": "FastAPI", "url": "http://t/raw", "body": "abc"}
 
 
 async def exchange(app, requests: list[tuple[str, str, bytes]]) -> list[tuple[int, str, str | None, bytes]]:
