@@ -13,6 +13,7 @@ and error bodies are the same either way. The OpenAPI schema, the docs and every
 from __future__ import annotations
 
 import inspect
+import typing
 from collections.abc import Awaitable, Callable
 from typing import Any
 
@@ -26,7 +27,8 @@ Endpoint = Callable[[Request], Awaitable[Response]]
 
 def request_only_endpoint(route: Any) -> Endpoint | None:
     """The endpoint of a POST route that FastAPI would call with the request alone (no path, query, header,
-    cookie or body parameters, no dependencies, no other injected objects); None for any other route."""
+    cookie or body parameters, no dependencies, no other injected objects) and that is declared to return a
+    Response, which FastAPI passes on as it is; None for any other route."""
     if not isinstance(route, APIRoute) or route.methods != {"POST"} or "{" in route.path:
         return None
     d = route.dependant
@@ -45,7 +47,22 @@ def request_only_endpoint(route: Any) -> Endpoint | None:
     name, call = d.request_param_name, route.endpoint
     if not inspect.iscoroutinefunction(call):
         return None  # FastAPI runs a sync endpoint in a thread pool; leave that to it
-    return lambda request: call(**{name: request})
+    try:
+        answer = typing.get_type_hints(call).get("return")
+    except (NameError, TypeError):
+        return None
+    if not (isinstance(answer, type) and issubclass(answer, Response)):
+        return None  # FastAPI would serialise what it returns through the response model
+
+    async def endpoint(request: Request) -> Response:
+        response = await call(**{name: request})
+        if not isinstance(response, Response):
+            raise TypeError(
+                f"{route.path}: the endpoint is declared to return a Response, not {response!r:.80}"
+            )
+        return response
+
+    return endpoint
 
 
 class Lane:

@@ -42,37 +42,45 @@ def test_only_async_post_routes_that_take_just_the_request_use_the_lane():
         return 1
 
     @app.post("/raw")
-    async def raw(http: Request):
+    async def raw(http: Request) -> JSONResponse:
         return JSONResponse(
             {"app": http.app.title, "url": str(http.url_for("raw")), "body": (await http.body()).decode()}
         )
 
+    @app.post("/unannotated")
+    async def unannotated(http: Request):
+        return JSONResponse({})
+
+    @app.post("/model")
+    async def model(http: Request) -> dict:
+        return {"answer": "FastAPI serialises this"}
+
     @app.post("/typed")
-    async def typed(body: Body):
+    async def typed(body: Body) -> JSONResponse:
         return None
 
     @app.post("/item/{n}")
-    async def item(n: int, http: Request):
+    async def item(n: int, http: Request) -> JSONResponse:
         return None
 
     @app.post("/query")
-    async def query(http: Request, k: int = 0):
+    async def query(http: Request, k: int = 0) -> JSONResponse:
         return None
 
     @app.post("/dep")
-    async def dep(http: Request, v: int = Depends(one)):
+    async def dep(http: Request, v: int = Depends(one)) -> JSONResponse:
         return None
 
     @app.post("/sync")
-    def sync(http: Request):
+    def sync(http: Request) -> JSONResponse:
         return None
 
     @app.get("/get")
-    async def get(http: Request):
+    async def get(http: Request) -> JSONResponse:
         return None
 
     @app.api_route("/both", methods=["GET", "POST"])
-    async def both(http: Request):
+    async def both(http: Request) -> JSONResponse:
         return None
 
     lane = Lane(app)
