@@ -9,6 +9,10 @@ The compatibility routes live in their own modules, on the same batchers, limits
 openai_routes (/v1/embeddings, /v1/models), tei_routes (/embed, /embed_all, /similarity, /rerank, /decode, and
 TEI's /predict and /tokenize, handed over here when the body has `inputs`), hf_routes (POST /, HF pipeline
 shapes), playground (GET /). They answer in their own protocol's error shapes and status codes (429 when full).
+
+A request passes Guard (API key, body-size limit, per-route counts and latency), then the Lane (lane.py),
+which calls the POST routes' endpoints directly, without FastAPI's per-request machinery; FastAPI's own
+exception handlers still shape their errors. Everything else is FastAPI's.
 """
 
 from __future__ import annotations
@@ -190,8 +194,8 @@ def _chars(texts: Sequence[str], pairs: Sequence[str] | None) -> int:
 
 
 def create_app(config: ServeConfig, backend: Backend | None = None) -> Any:
-    """The ASGI app (FastAPI behind the Lane, both behind Guard); loads the model now, so the server is ready when
-    it listens."""
+    """The ASGI app: Guard (API key, body size, metrics) -> Lane (the model routes straight to their
+    endpoints) -> FastAPI (everything else). Loads the model now, so the server is ready when it listens."""
     server = Server(config, backend)
 
     @asynccontextmanager

@@ -2,7 +2,7 @@
 
 FastAPI walks its route table, builds the dependency graph's values and wraps every call in its middleware
 stack on each request. For a lone request on a small CPU that is a measurable share of the HTTP overhead
-(measured with `bench/bench_serve.py --latency-only` on 2 vCPUs: about 0.5 ms of ~2 ms). Our model routes need
+(measured with `bench/bench_serve.py --latency-only` on 2 vCPUs: about 0.4 ms of ~2 ms). Our model routes need
 none of it: each endpoint takes the `Request` and nothing else, and parses its own body. `Lane` finds those
 routes in the app's own table (FastAPI's dependency analysis says which they are), calls their endpoints
 directly, and hands every other request to FastAPI. An exception from a lane endpoint goes to the app's own
