@@ -113,6 +113,8 @@ def floor_server(model: str, port: int, serve_args: str) -> None:
     import orjson
     import uvicorn
 
+    from bertkit.serving.tei_routes import normalized
+
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")  # as `bertkit serve`
     backend = serve_backend(model, serve_args)
 
@@ -127,7 +129,7 @@ def floor_server(model: str, port: int, serve_args: str) -> None:
         else:
             vectors = np.stack(backend.embed(backend.tokenize(orjson.loads(body)["texts"], None)))
             if backend.normalize:
-                vectors = vectors / np.maximum(np.linalg.norm(vectors, axis=1, keepdims=True), 1e-12)
+                vectors = normalized(vectors)
             out = orjson.dumps({"embeddings": vectors}, option=orjson.OPT_SERIALIZE_NUMPY)
         headers = [(b"content-type", b"application/json"), (b"content-length", str(len(out)).encode())]
         await send({"type": "http.response.start", "status": 200, "headers": headers})

@@ -277,7 +277,7 @@ def create_app(config: ServeConfig, backend: Backend | None = None) -> Any:
             vectors = np.stack(await server.batchers["/encode"].submit(encodings, lengths))
             normalize = server.backend.normalize if request.normalize is None else request.normalize
             if normalize:
-                vectors = vectors / np.maximum(np.linalg.norm(vectors, axis=1, keepdims=True), 1e-12)
+                vectors = tei_routes.normalized(vectors)
             return json_response(
                 {
                     "embeddings": vectors,

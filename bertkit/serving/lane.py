@@ -32,8 +32,9 @@ def request_only_endpoint(route: Any) -> Endpoint | None:
     if not isinstance(route, APIRoute) or route.methods != {"POST"} or "{" in route.path:
         return None
     d = route.dependant
-    if d.request_param_name is None or route.dependencies:
+    if d.request_param_name is None:
         return None
+    # d.dependencies holds the route's and the app's dependencies too (FastAPI inserts them there)
     params = (d.path_params, d.query_params, d.header_params, d.cookie_params, d.body_params, d.dependencies)
     injected = (
         d.websocket_param_name,

@@ -71,6 +71,10 @@ def test_only_async_post_routes_that_take_just_the_request_use_the_lane():
     async def dep(http: Request, v: int = Depends(one)) -> JSONResponse:
         return None
 
+    @app.post("/route-dep", dependencies=[Depends(one)])
+    async def route_dep(http: Request) -> JSONResponse:
+        return None
+
     @app.post("/sync")
     def sync(http: Request) -> JSONResponse:
         return None
