@@ -146,6 +146,12 @@ class Backend:
     def load(self) -> Loaded:
         raise NotImplementedError
 
+    @property
+    def padded_batches(self) -> bool:
+        """True when a batch costs its padded shape (texts x longest text): the batcher's budget counts it
+        so. False when the model runs the real tokens only, so a batch of mixed lengths costs its tokens."""
+        return True
+
     # ---- shared ----------------------------------------------------------------------------------------
     def _max_length(self, model_config: Any) -> int:
         if self.config.max_length:
@@ -334,6 +340,12 @@ class TorchBackend(Backend):
     """PyTorch on CPU or GPU; optionally dynamic int8 (CPU) or a compiled encoder."""
 
     kind = "torch"
+
+    @property
+    def padded_batches(self) -> bool:
+        # bertkit's encoder drops the padding before its first layer (bertkit.model.padding); compiled, it
+        # keeps the (B, T) layout so that the graph has no data-dependent shapes
+        return bool(self.config.compile)
 
     def pick_device(self) -> torch.device:
         device = runtime.pick_device(self.config.device)

@@ -1,8 +1,9 @@
 """Dynamic batching on asyncio: texts from concurrent requests are merged into model batches.
 
 A request's texts enter one FIFO queue as units (one text each, with its token count). A batch is the longest
-queue prefix whose padded cost (texts x longest text) fits `max_batch_tokens` and whose size fits
-`max_batch_size`; it starts when full, or once its oldest text has waited `max_wait_ms` (under load the
+queue prefix whose cost fits `max_batch_tokens` and whose size fits `max_batch_size`: the padded cost (texts x
+longest text) for a model that runs a padded (B, T) batch, the real tokens for one that drops the padding
+(`padded=False`: bertkit's packed encoder); it starts when full, or once its oldest text has waited `max_wait_ms` (under load the
 model is busy and texts wait anyway, so the wait only delays batches when the server is idle). It waits
 only while requests arrive at least one per `max_wait_ms` (a smoothed inter-arrival gap), so a lone
 request never waits for companions that are not coming. The model runs in one worker thread, except for
@@ -72,7 +73,10 @@ class Batcher(Generic[T, R]):
     Args:
         run_batch: list of items -> list of results, same length and order; runs in the worker thread.
         executor: where run_batch runs; share one single-thread executor between batchers of one model.
-        max_batch_tokens: budget for texts x longest text in a batch (a single longer text still runs alone).
+        max_batch_tokens: token budget of a batch (a single longer text still runs alone): texts x longest
+            text when `padded`, else the sum of the texts' tokens.
+        padded: the model pays for the padding (a (B, T) batch: ONNX, a compiled encoder); False where it
+            runs the real tokens only, so a batch of mixed lengths costs what its tokens cost.
         max_batch_size: most texts in one batch.
         max_wait_ms: how long the oldest queued text may wait for the batch to fill (only while requests
             arrive faster than one per max_wait_ms).
@@ -93,6 +97,7 @@ class Batcher(Generic[T, R]):
         *,
         max_batch_tokens: int = 16384,
         max_batch_size: int = 256,
+        padded: bool = True,
         max_wait_ms: float = 1.0,
         max_queue: int = 2048,
         on_batch: Callable[[BatchStats], None] | None = None,
@@ -107,6 +112,7 @@ class Batcher(Generic[T, R]):
             )
         self.run_batch, self.executor = run_batch, executor
         self.max_batch_tokens, self.max_batch_size = max_batch_tokens, max_batch_size
+        self.padded = padded
         self.max_wait = max_wait_ms / 1000.0
         self.max_queue = max_queue
         self.on_batch = on_batch
@@ -181,38 +187,40 @@ class Batcher(Generic[T, R]):
 
     def _runs_inline(self, batch: list[_Unit]) -> bool:
         return (
-            self._cost(len(batch), max(u.tokens for u in batch)) <= self.inline_max_tokens
+            self._cost(len(batch), max(u.tokens for u in batch), sum(u.tokens for u in batch))
+            <= self.inline_max_tokens
             and not self._queue
             and self._gap > self.max_wait
             and not _RUNNING.get(id(self.executor))
             and (self.alone is None or self.alone())
         )
 
-    def _cost(self, count: int, longest: int) -> int:
-        return count * longest
+    def _cost(self, count: int, longest: int, total: int) -> int:
+        return count * longest if self.padded else total
 
     def _batch_is_full(self) -> bool:
-        count, longest = 0, 0
+        count, longest, total = 0, 0, 0
         for unit in self._queue:
             longest = max(longest, unit.tokens)
             count += 1
-            if count >= self.max_batch_size or self._cost(count, longest) >= self.max_batch_tokens:
+            total += unit.tokens
+            if count >= self.max_batch_size or self._cost(count, longest, total) >= self.max_batch_tokens:
                 return True
         return False
 
     def _take(self) -> list[_Unit]:
         batch: list[_Unit] = []
-        longest = 0
+        longest, total = 0, 0
         while self._queue and len(batch) < self.max_batch_size:
             unit = self._queue[0]
             if unit.request.future.done():  # caller went away (cancelled) or failed earlier: skip its texts
                 self._queue.popleft()
                 continue
-            new_longest = max(longest, unit.tokens)
-            if batch and self._cost(len(batch) + 1, new_longest) > self.max_batch_tokens:
+            new_longest, new_total = max(longest, unit.tokens), total + unit.tokens
+            if batch and self._cost(len(batch) + 1, new_longest, new_total) > self.max_batch_tokens:
                 break
             batch.append(self._queue.popleft())
-            longest = new_longest
+            longest, total = new_longest, new_total
         return batch
 
     async def _wait_for_batch(self) -> None:

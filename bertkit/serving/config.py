@@ -61,8 +61,8 @@ class ServeConfig:
         None, "tokens per text the model reads (default: the folder's max_seq_length, else 512)"
     )
     max_batch_tokens: int | None = _opt(
-        None, "token budget of one model batch, texts x longest text (default: 16384 on GPU; on CPU the fastest of "
-        "512, 1024 and 2048 in a start-up probe)"
+        None, "token budget of one model batch: its real tokens (texts x longest text for --backend onnx or "
+        "--compile, which run the padding); default: 16384 on GPU, on CPU 512, 1024 or 2048 from a start-up probe"
     )
     max_batch_size: int = _opt(256, "most texts in one model batch")
     max_wait_ms: float = _opt(1.0, "how long the oldest queued text waits for more to fill a batch (ms)")

@@ -110,6 +110,10 @@ class Limits(BaseModel):
     max_text_chars: int
     max_length_tokens: int
     max_batch_tokens: int
+    padded_batches: bool = Field(
+        description="true: max_batch_tokens counts texts x longest text (the model runs the padding); "
+        "false: the batch's real tokens."
+    )
     max_batch_size: int
     max_wait_ms: float
     max_queue: int

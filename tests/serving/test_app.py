@@ -51,6 +51,7 @@ def test_encoder_routes(encoder_url, encoder_dir, http):
         assert info["task"] is None and info["dimensions"] == 32 and info["pooling"] == "mean"
         assert "/predict" not in info["routes"] and info["limits"]["max_texts_per_request"] == 4
         assert info["device"] == "cpu" and info["limits"]["max_batch_tokens"] in PROBE_BUDGETS  # CPU: probed
+        assert info["limits"]["padded_batches"] is False  # the eager encoder runs the real tokens only
         got = c.post("/encode", json={"texts": SENTENCES}).json()
         assert got["dimensions"] == 32 and got["tokens"] > len(SENTENCES)
         vectors = np.array(got["embeddings"])

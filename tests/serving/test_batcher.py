@@ -74,6 +74,23 @@ def test_token_budget_splits_batches_by_padded_cost(executor):
     assert [len(x) for x in rec.batches] == [3, 3, 1]
 
 
+@pytest.mark.parametrize(("padded", "sizes"), [(True, [2, 3, 1]), (False, [5, 1])])
+def test_mixed_lengths_cost_the_padding_only_for_a_padded_model(executor, padded, sizes):
+    rec = Recorder()
+
+    async def main():
+        # budget 20: padded, texts x longest ([2, 10] = 20; [2, 2, 2] = 6, a 10 more would make 40); packed,
+        # the real tokens (2 + 10 + 2 + 2 + 2 = 18; the last 10 would make 28)
+        b = Batcher(rec, executor, max_batch_tokens=20, max_wait_ms=20, padded=padded)
+        out = await b.submit(list(range(6)), [2, 10, 2, 2, 2, 10])
+        await b.close()
+        return out
+
+    assert run(main()) == [2 * i for i in range(6)]
+    assert [len(x) for x in rec.batches] == sizes
+    assert [x for batch in rec.batches for x in batch] == list(range(6))  # FIFO either way
+
+
 def test_a_text_longer_than_the_budget_runs_alone(executor):
     rec = Recorder()
 

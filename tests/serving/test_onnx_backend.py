@@ -69,3 +69,25 @@ def test_torch_int8_backend(classifier_dir, serve, http):
         predictions = c.post("/predict", json={"texts": TEXTS}).json()["predictions"]
     assert 0 < np.abs(int8 - fp32).max() < 0.2  # quantized, so not identical, but the same model
     assert [set(p["probabilities"]) for p in predictions] == [{"neg", "pos"}] * 3
+
+
+def test_the_batch_budget_counts_padding_only_where_the_model_runs_it(tmp_path, classifier_dir):
+    """The eager torch encoder drops padding before its first layer, so the batcher budgets real tokens; the
+    ONNX graph and the compiled encoder run (B, T), so there a batch costs texts x longest text."""
+    from types import SimpleNamespace
+
+    from bertkit.export.onnx import export_onnx
+    from bertkit.serving.app import Server
+    from bertkit.serving.backend import TorchBackend
+
+    export_onnx(classifier_dir, tmp_path / "onnx")
+    for config, padded in (
+        (ServeConfig(model=str(classifier_dir), max_batch_tokens=64), False),
+        (ServeConfig(model=str(tmp_path / "onnx"), backend="onnx", max_batch_tokens=64), True),
+    ):
+        server = Server(config)
+        assert server.backend.padded_batches is padded
+        assert {name: b.padded for name, b in server.batchers.items()} == dict.fromkeys(server.batchers, padded)
+        server.executor.shutdown()
+    compiled = SimpleNamespace(config=SimpleNamespace(compile=True))
+    assert TorchBackend.padded_batches.fget(compiled) is True  # compiling needs a C++ compiler and a minute
