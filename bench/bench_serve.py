@@ -268,6 +268,16 @@ def main() -> int:
         "warning",
         *args.serve_args.split(),
     ]
+    compiled = "--compile" in args.serve_args.split()
+    batch_sizes = [int(x) for x in args.offline_batch_sizes.split(",")]
+    offline_passes: list[dict[int, float]] = []
+    offline_cpu = 0.0
+    if not args.latency_only and not args.openai:
+        # the offline reference brackets the load, a pass before and one after: this VM's speed drifts by
+        # up to 2x within minutes, and one pass at another moment than the load made the ratio swing
+        cpu_start = time.process_time()
+        offline_passes.append(offline_throughput(model, load, batch_sizes, compiled))
+        offline_cpu = time.process_time() - cpu_start
     proc = start(cmd, port, env)
     if args.openai:
         try:
@@ -324,20 +334,19 @@ def main() -> int:
         f"{texts_in / max(batches, 1):.1f} texts per batch"
     )
     cpu_start = time.process_time()
-    compiled = "--compile" in args.serve_args.split()
-    speeds = offline_throughput(model, load, [int(x) for x in args.offline_batch_sizes.split(",")], compiled)
-    best = max(speeds, key=speeds.get)
-    offline_cpu = time.process_time() - cpu_start
+    offline_passes.append(offline_throughput(model, load, batch_sizes, compiled))
+    offline_cpu += time.process_time() - cpu_start
     served_tps = served.texts / served.seconds
-    print(
-        f"offline batched encode (FeatureExtractor{', compiled' if compiled else ''}, "
-        "the load's first 3000 texts): "
-        + ", ".join(f"batch {b}: {v:.1f} texts/s" for b, v in speeds.items())
-    )
-    n_offline = min(3000, sum(k for _, _, k in load)) * len(speeds)
+    for when, speeds in zip(("before", "after"), offline_passes, strict=True):
+        print(
+            f"offline batched encode (FeatureExtractor{', compiled' if compiled else ''}, the load's first 3000 "
+            f"texts), {when} the load: " + ", ".join(f"batch {b}: {v:.1f} texts/s" for b, v in speeds.items())
+        )
+    n_offline = min(3000, sum(k for _, _, k in load)) * len(batch_sizes) * len(offline_passes)
     print(f"offline CPU time: {1000 * offline_cpu / n_offline:.2f} ms per text (model loading included)")
+    best = max(v for speeds in offline_passes for v in speeds.values())
     print(
-        f"served / best offline throughput: {served_tps:.1f} / {speeds[best]:.1f} = {served_tps / speeds[best]:.2f} "
+        f"served / best offline throughput (either pass): {served_tps:.1f} / {best:.1f} = {served_tps / best:.2f} "
         "(goal >= 0.8)"
     )
 
