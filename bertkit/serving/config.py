@@ -67,9 +67,9 @@ class ServeConfig:
     max_batch_size: int = _opt(256, "most texts in one model batch")
     max_wait_ms: float = _opt(1.0, "how long the oldest queued text waits for more to fill a batch (ms)")
     inline_max_tokens: int = _opt(
-        0,
-        "a lone request of at most this many tokens (e.g. 128) runs on the event loop thread while the model is "
-        "idle and no other request is in flight (no hop to the model thread and back); 0 (default): never",
+        128,
+        "a lone request of at most this many tokens runs on the event loop thread while the model is idle and no "
+        "other request is in flight (no hop to the model thread and back); 0: never",
     )
     max_queue: int = _opt(
         2048, "most texts waiting for the model; beyond it requests get 503 with Retry-After"

@@ -26,11 +26,12 @@ TIMEOUT = 60.0  # a shared 2-core machine can be slow; no request should ever ta
 
 
 @contextmanager
-def running_server(config: ServeConfig, startup_timeout: float = 60.0) -> Iterator[str]:
-    """Serve create_app(config) on 127.0.0.1:<free port> in a thread; yields the base URL; always stops it."""
+def running_server(config: ServeConfig, startup_timeout: float = 60.0, backend=None) -> Iterator[str]:
+    """Serve create_app(config, backend) on 127.0.0.1:<free port> in a thread; yields the base URL; always
+    stops it."""
     import uvicorn
 
-    app = create_app(config)
+    app = create_app(config, backend)
     sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     sock.bind(("127.0.0.1", 0))

@@ -284,6 +284,38 @@ def test_concurrent_callers_are_batched_and_get_their_own_answers(classifier_url
     assert metric(text, "bertkit_request_duration_seconds_count", route="/predict") >= 20
 
 
+def test_a_lone_small_request_runs_on_the_event_loop_by_default(encoder_dir, serve, http):
+    """The default server runs a lone request of up to 128 tokens on the event loop thread (no hop to the model
+    thread and back); a longer one, or any with --inline-max-tokens 0, goes to the model thread. Same answers."""
+    from bertkit.serving.backend import Backend
+
+    short, many = ["a short sentence"], [f"sentence number {i} of forty" for i in range(40)]  # 5 vs 280 tokens
+    seen: dict[int, list[str]] = {}
+    for inline in (None, 0):
+        config = ServeConfig(model=str(encoder_dir), max_batch_tokens=4096)
+        if inline is not None:
+            config = ServeConfig(model=str(encoder_dir), max_batch_tokens=4096, inline_max_tokens=inline)
+        backend = Backend(config)
+        embed, threads = backend.embed, seen.setdefault(config.inline_max_tokens, [])
+
+        def spy(encodings, embed=embed, threads=threads):
+            threads.append(threading.current_thread().name)
+            return embed(encodings)
+
+        backend.embed = spy
+        with serve(config, backend=backend) as url, http(url) as c:
+            got = [c.post("/encode", json={"texts": t}).json()["embeddings"] for t in (short, many)]
+        seen[config.inline_max_tokens] = threads
+        if inline is None:
+            reference = got
+        else:
+            for mine, theirs in zip(got, reference, strict=True):
+                np.testing.assert_allclose(mine, theirs, atol=1e-6)
+    assert ServeConfig(model="x").inline_max_tokens == 128
+    assert [t.startswith("bertkit-model") for t in seen[128]] == [False, True], seen
+    assert [t.startswith("bertkit-model") for t in seen[0]] == [True, True], seen
+
+
 def test_encode_uses_the_folders_saved_feature_choice(tmp_path, tiny_dir, serve, http):
     """A folder saved by FeatureExtractor (first-last-average pooling, L2) serves what `bertkit encode` computes."""
     from bertkit.inference.features import FeatureExtractor
