@@ -339,15 +339,16 @@ def main() -> int:
     served_tps = served.texts / served.seconds
     for when, speeds in zip(("before", "after"), offline_passes, strict=True):
         print(
-            f"offline batched encode (FeatureExtractor{', compiled' if compiled else ''}, the load's first 3000 "
-            f"texts), {when} the load: " + ", ".join(f"batch {b}: {v:.1f} texts/s" for b, v in speeds.items())
+            f"offline batched encode (FeatureExtractor{', compiled' if compiled else ''}, the load's first "
+            f"3000 texts), {when} the load: "
+            + ", ".join(f"batch {b}: {v:.1f} texts/s" for b, v in speeds.items())
         )
     n_offline = min(3000, sum(k for _, _, k in load)) * len(batch_sizes) * len(offline_passes)
     print(f"offline CPU time: {1000 * offline_cpu / n_offline:.2f} ms per text (model loading included)")
     best = max(v for speeds in offline_passes for v in speeds.values())
     print(
-        f"served / best offline throughput (either pass): {served_tps:.1f} / {best:.1f} = {served_tps / best:.2f} "
-        "(goal >= 0.8)"
+        f"served / best offline throughput (either pass): {served_tps:.1f} / {best:.1f} = "
+        f"{served_tps / best:.2f} (goal >= 0.8)"
     )
 
     if not args.skip_naive:

@@ -3,11 +3,11 @@
 A request's texts enter one FIFO queue as units (one text each, with its token count). A batch is the longest
 queue prefix whose cost fits `max_batch_tokens` and whose size fits `max_batch_size`: the padded cost (texts x
 longest text) for a model that runs a padded (B, T) batch, the real tokens for one that drops the padding
-(`padded=False`: bertkit's packed encoder); it starts when full, or once its oldest text has waited `max_wait_ms` (under load the
-model is busy and texts wait anyway, so the wait only delays batches when the server is idle). It waits
-only while requests arrive at least one per `max_wait_ms` (a smoothed inter-arrival gap), so a lone
-request never waits for companions that are not coming. The model runs in one worker thread, except for
-a lone small request (see `inline_max_tokens`); each caller gets its results back in its own order.
+(`padded=False`: bertkit's packed encoder). It starts when full, or once its oldest text has waited
+`max_wait_ms` (under load the model is busy and texts wait anyway, so the wait only delays batches when the
+server is idle). It waits only while requests arrive at least one per `max_wait_ms` (a smoothed inter-arrival
+gap), so a lone request never waits for companions that are not coming. The model runs in one worker thread,
+except for a lone small request (see `inline_max_tokens`); each caller gets its results back in its own order.
 The queue is bounded: a request that would overflow it fails at once with QueueFull (the server's 503).
 """
 

@@ -61,15 +61,17 @@ class ServeConfig:
         None, "tokens per text the model reads (default: the folder's max_seq_length, else 512)"
     )
     max_batch_tokens: int | None = _opt(
-        None, "token budget of one model batch: its real tokens (texts x longest text for --backend onnx or "
-        "--compile, which run the padding); default: 16384 on GPU, on CPU 512, 1024 or 2048 from a start-up probe"
+        None,
+        "token budget of one model batch: its real tokens (texts x longest text for --backend onnx or "
+        "--compile, which run the padding); default: 16384 on GPU, on CPU 512, 1024 or 2048 from a start-up "
+        "probe",
     )
     max_batch_size: int = _opt(256, "most texts in one model batch")
     max_wait_ms: float = _opt(1.0, "how long the oldest queued text waits for more to fill a batch (ms)")
     inline_max_tokens: int = _opt(
         128,
-        "a lone request of at most this many tokens runs on the event loop thread while the model is idle and no "
-        "other request is in flight (no hop to the model thread and back); 0: never",
+        "a lone request of at most this many tokens runs on the event loop thread while the model is idle "
+        "and no other request is in flight (no hop to the model thread and back); 0: never",
     )
     max_queue: int = _opt(
         2048, "most texts waiting for the model; beyond it requests get 503 with Retry-After"

@@ -87,7 +87,7 @@ def test_the_batch_budget_counts_padding_only_where_the_model_runs_it(tmp_path, 
     ):
         server = Server(config)
         assert server.backend.padded_batches is padded
-        assert {name: b.padded for name, b in server.batchers.items()} == dict.fromkeys(server.batchers, padded)
+        assert all(b.padded is padded for b in server.batchers.values()) and server.batchers
         server.executor.shutdown()
     compiled = SimpleNamespace(config=SimpleNamespace(compile=True))
     assert TorchBackend.padded_batches.fget(compiled) is True  # compiling needs a C++ compiler and a minute
