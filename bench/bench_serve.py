@@ -272,12 +272,17 @@ def main() -> int:
     batch_sizes = [int(x) for x in args.offline_batch_sizes.split(",")]
     offline_passes: list[dict[int, float]] = []
     offline_cpu = 0.0
+
+    def offline_pass() -> None:
+        nonlocal offline_cpu
+        cpu_start = time.process_time()
+        offline_passes.append(offline_throughput(model, load, batch_sizes, compiled))
+        offline_cpu += time.process_time() - cpu_start
+
     if not args.latency_only and not args.openai:
         # the offline reference brackets the load, a pass before and one after: this VM's speed drifts by
         # up to 2x within minutes, and one pass at another moment than the load made the ratio swing
-        cpu_start = time.process_time()
-        offline_passes.append(offline_throughput(model, load, batch_sizes, compiled))
-        offline_cpu = time.process_time() - cpu_start
+        offline_pass()
     proc = start(cmd, port, env)
     if args.openai:
         try:
@@ -333,9 +338,7 @@ def main() -> int:
         f"model busy {100 * busy / served.seconds:.0f}% of the wall time; {batches:.0f} batches, "
         f"{texts_in / max(batches, 1):.1f} texts per batch"
     )
-    cpu_start = time.process_time()
-    offline_passes.append(offline_throughput(model, load, batch_sizes, compiled))
-    offline_cpu += time.process_time() - cpu_start
+    offline_pass()
     served_tps = served.texts / served.seconds
     for when, speeds in zip(("before", "after"), offline_passes, strict=True):
         print(
