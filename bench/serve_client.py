@@ -159,33 +159,42 @@ async def run_load(port: int, load: list[tuple[str, bytes, int]], concurrency: i
 
 
 async def latency_b1(
-    ports: dict[str, int], n: int, local=None, block: int = 20
-) -> dict[str, tuple[Result, Result]]:
-    """Sequential one-text /encode requests to each server, n per server, the servers taking turns in blocks
-    of `block` (so a slow minute on a shared machine hits every side alike); with `local`, each request is
-    followed by the same text in this process. {name: (over HTTP, in this process)}."""
+    ports: dict[str, int], n: int, local=None, block: int = 20, settle: float = 0.05
+) -> dict[str, Result]:
+    """Sequential one-text /encode requests to each server, n per server, and with `local` n calls of the same
+    text in this process (side "in-process"). The sides take turns in blocks of `block` (so a slow minute on a
+    shared machine hits every side alike), each block after `settle` seconds of quiet: OpenMP threads that
+    spin after a forward (libgomp's default, ~8 ms here) must not steal the CPU from the next side, which a
+    server's worker and this process's would do to each other if the sides alternated call by call."""
     body = json.dumps({"texts": [LATENCY_TEXT]}).encode()
     conns = {name: Connection(port) for name, port in ports.items()}
-    for conn in conns.values():
+
+    async def over_http(name: str) -> int:
+        status, _ = await conns[name].request("POST", "/encode", body)
+        return status
+
+    async def here() -> int:
+        local()
+        return 200
+
+    sides = {name: (lambda name=name: over_http(name)) for name in conns}
+    if local is not None:
+        sides["in-process"] = here
+    for call in sides.values():
         for _ in range(20):  # warm up
-            await conn.request("POST", "/encode", body)
-            if local is not None:
-                local()
-    out = {name: (Result(0.0), Result(0.0)) for name in ports}
+            await call()
+    out = {name: Result(0.0) for name in sides}
     for start in range(0, n, block):
-        names = list(conns) if (start // block) % 2 == 0 else list(conns)[::-1]
+        names = list(sides)[(start // block) % len(sides) :] + list(sides)[: (start // block) % len(sides)]
         for name in names:
-            result, here = out[name]
+            result = out[name]
+            await asyncio.sleep(settle)
             began = time.perf_counter()
             for _ in range(min(block, n - start)):
                 t = time.perf_counter()
-                status, _ = await conns[name].request("POST", "/encode", body)
+                status = await sides[name]()
                 result.latencies.append(time.perf_counter() - t)
                 result.statuses[status] = result.statuses.get(status, 0) + 1
-                if local is not None:
-                    t = time.perf_counter()
-                    local()
-                    here.latencies.append(time.perf_counter() - t)
             result.seconds += time.perf_counter() - began
     for conn in conns.values():
         conn.close()
