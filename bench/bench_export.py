@@ -7,8 +7,9 @@ Backends: PyTorch fp32, PyTorch dynamic int8 (nn.Linear), onnxruntime fp32, onnx
 PyTorch with bf16 weights (`--precision bf16`) where the CPU computes bf16 natively.
 Printed per backend: SST-2 dev accuracy (872 sentences) and its change against PyTorch fp32 (goal: int8 loses
 <= 1 point), max |logit - PyTorch logit| over the whole dev set (goal for ONNX fp32: <= 1e-4), dev throughput
-(sentences/s, batch 64, the median of --repeats passes) and batch-1 latency (p50). The backends alternate,
-pass by pass and call by call, so a swing in the machine's speed hits all alike. Reads
+(sentences/s, batch 64, the median of --repeats passes) and batch-1 latency (p50). Every backend runs at its
+default thread wait policy; they alternate pass by pass and in blocks of 10 batch-1 calls, each after a pause,
+so a swing in the machine's speed hits all alike and no backend's spinning threads slow the next. Reads
 ../shared/data/glue/SST-2.
 """
 
@@ -22,9 +23,9 @@ import sys
 import time
 from pathlib import Path
 
-os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")  # before torch loads: idle threads sleep, not spin
 REPO = Path(__file__).resolve().parents[1]
 SST2 = REPO.parent / "shared" / "data" / "glue" / "SST-2"
+SETTLE = 0.05  # s of quiet before each timed pass or block: longer than libgomp's idle spinning
 LATENCY_TEXT = "the film is a charming and often affecting journey through a world of wonder"
 
 
@@ -92,25 +93,31 @@ def quality(name: str, predictor, inputs: list[dict], gold: list[str], reference
 def speeds(
     predictors: dict, inputs: list[dict], repeats: int, latency_calls: int
 ) -> dict[str, tuple[float, float]]:
-    """name -> (dev sentences/s, the median of `repeats` passes; batch-1 p50 ms). The backends alternate: pass
-    by pass (the order reversed every round) and call by call, so a swing in the machine's speed hits all
-    alike."""
+    """name -> (dev sentences/s, the median of `repeats` passes; batch-1 p50 ms). Every backend runs at its
+    default thread wait policy, as a user gets it (libgomp's threads spin ~8 ms after a call). The backends
+    alternate pass by pass (the order reversed every round) and in blocks of 10 batch-1 calls, each pass and
+    block after SETTLE of quiet, so a swing in the machine's speed hits all alike and no backend's spinning
+    threads slow the next."""
     names = list(predictors)
     for p in predictors.values():
         p.predict(inputs[:64])  # warm up
     passes: dict[str, list[float]] = {n: [] for n in names}
     for round_ in range(repeats):
         for n in names if round_ % 2 == 0 else names[::-1]:
+            time.sleep(SETTLE)
             start = time.perf_counter()
             predictors[n].predict(inputs)
             passes[n].append(time.perf_counter() - start)
     single = [{"text": LATENCY_TEXT}]
     calls: dict[str, list[float]] = {n: [] for n in names}
-    for i in range(latency_calls + 10):
-        for n in names if i % 2 == 0 else names[::-1]:
-            start = time.perf_counter()
-            predictors[n].predict(single)
-            if i >= 10:
+    for n in names:
+        predictors[n].predict(single)
+    for i in range(0, latency_calls, 10):
+        for n in names if (i // 10) % 2 == 0 else names[::-1]:
+            time.sleep(SETTLE)
+            for _ in range(min(10, latency_calls - i)):
+                start = time.perf_counter()
+                predictors[n].predict(single)
                 calls[n].append(time.perf_counter() - start)
     return {
         n: (len(inputs) / statistics.median(passes[n]), 1000 * statistics.median(calls[n])) for n in names
