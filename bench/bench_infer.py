@@ -62,30 +62,40 @@ def base_folder(minilm: Path, out: Path) -> Path:
 SETTLE = 0.05  # s of quiet before each block: longer than libgomp's (~8 ms here) and ORT's idle spinning
 
 
-def interleaved(sides: dict[str, Callable], batches: list, repeats: int) -> dict[str, float]:
-    """Median over passes of each side's total time for all batches. Each library runs at its own default
+def in_turns(
+    sides: dict[str, Callable], items: list, block: int, rounds: int = 1
+) -> dict[str, list[list[float]]]:
+    """Each side's seconds per call over all items, one list per round. Each library runs at its own default
     wait policy, as a user gets it (libgomp's and ONNX Runtime's threads spin for a while after a call), so
-    the sides take turns in blocks of about a tenth of the batches, each block after SETTLE of quiet: no side's
-    spinning threads steal the CPU from the next, and load on a shared machine still hits every side alike."""
-    totals: dict[str, list[float]] = {name: [] for name in sides}
+    the sides take turns in blocks of `block` items (who goes first rotates), each block after SETTLE of
+    quiet: no side's spinning threads steal the CPU from the next, and load on a shared machine still hits
+    every side alike."""
+    names = list(sides)
+    out: dict[str, list[list[float]]] = {name: [] for name in names}
+    for r in range(rounds):
+        for name in names:
+            out[name].append([])
+        for i, first in enumerate(range(0, len(items), block)):
+            k = (r + i) % len(names)
+            for name in names[k:] + names[:k]:
+                time.sleep(SETTLE)
+                for item in items[first : first + block]:
+                    start = time.perf_counter()
+                    sides[name](item)
+                    out[name][-1].append(time.perf_counter() - start)
+    return out
+
+
+def interleaved(sides: dict[str, Callable], batches: list, repeats: int) -> dict[str, float]:
+    """Median over passes of each side's total time for all batches, the sides taking turns (in_turns) in
+    blocks of about a tenth of the batches."""
     block = max(1, len(batches) // 10)
     with torch.inference_mode():
         for batch in batches[:block]:  # warm-up
             for fn in sides.values():
                 fn(batch)
-        for r in range(repeats):
-            spent = dict.fromkeys(sides, 0.0)
-            for i, first in enumerate(range(0, len(batches), block)):
-                k = (r + i) % len(sides)  # rotate who goes first
-                for name in list(sides)[k:] + list(sides)[:k]:
-                    time.sleep(SETTLE)
-                    start = time.perf_counter()
-                    for batch in batches[first : first + block]:
-                        sides[name](batch)
-                    spent[name] += time.perf_counter() - start
-            for name, t in spent.items():
-                totals[name].append(t)
-    return {name: statistics.median(ts) for name, ts in totals.items()}
+        calls = in_turns(sides, batches, block, repeats)
+    return {name: statistics.median(sum(one) for one in passes) for name, passes in calls.items()}
 
 
 def gemm_probe(threads: int) -> None:
@@ -242,19 +252,11 @@ def bench_model(name: str, folder: Path, sentences: list[str], args: argparse.Na
                       f"/ onnxruntime: {times['onnxruntime'] / times[extra]:.2f}x")  # fmt: skip
     one = dict(tok([LATENCY_TEXT], return_tensors="pt"))
     assert one["input_ids"].shape[1] == 16, one["input_ids"].shape
-    lat: dict[str, list[float]] = {side: [] for side in sides}
     with torch.inference_mode():
         for fn in sides.values():
             fn(one)
-        for i in range(0, args.latency_requests, 10):  # sequential calls, blocks of 10 taking turns
-            k = (i // 10) % len(sides)
-            for side in list(sides)[k:] + list(sides)[:k]:
-                time.sleep(SETTLE)
-                for _ in range(min(10, args.latency_requests - i)):
-                    start = time.perf_counter()
-                    sides[side](one)
-                    lat[side].append(time.perf_counter() - start)
-    p50 = {side: 1000 * statistics.median(v) for side, v in lat.items()}
+        lat = in_turns(sides, [one] * args.latency_requests, block=10)  # sequential calls
+    p50 = {side: 1000 * statistics.median(rounds[0]) for side, rounds in lat.items()}
     print(f"16-token sentence, batch 1, p50 of {args.latency_requests} sequential calls in blocks of 10: "
           + ", ".join(f"{side} {v:.2f} ms" for side, v in p50.items()))  # fmt: skip
     print(f"  bertkit / onnxruntime latency: {p50['bertkit'] / p50['onnxruntime']:.2f}x (goal <= 1.3x)")
