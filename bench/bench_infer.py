@@ -14,8 +14,8 @@ shared machine hits each alike, and no side's spinning threads slow the next); f
 --repeats passes. Printed per model: sentences/s at batch 1 and 32 with the ratios (goals: >= 1.5x at batch
 1, >= 2x at batch 32), and the latency of one 16-token sentence at batch 1 vs ORT's (goal: <= 1.3x).
 --bf16 adds bertkit with --precision bf16 (bf16 weights packed once, where the CPU has native bf16) as one more
-side, with its ratios. --gemm prints the probe behind runtime.FP32_PACKED_ROWS: packed / plain GEMM time per
-row count, then, weights streaming as in a forward, MKL's packed sgemm and ONNX Runtime's GEMM beside them.
+side, with its ratios. --gemm prints the probe behind runtime.FP32_PACKED_ROWS (the rule per ISA): packed / plain
+GEMM time per row count, the GELU fused into the packed GEMM or after it, then, weights streaming as in a forward, MKL's packed sgemm and ONNX Runtime's GEMM beside them.
 """
 
 from __future__ import annotations
@@ -99,34 +99,57 @@ def interleaved(sides: dict[str, Callable], batches: list, repeats: int) -> dict
 
 
 def gemm_probe(threads: int) -> None:
-    """Packed (oneDNN) / plain (MKL) fp32 GEMM time per row count, for MiniLM- and BERT-base-sized weights."""
+    """The probe behind runtime.FP32_PACKED_ROWS, weights hot: packed (oneDNN) / plain (MKL) fp32 GEMM time per
+    row count for MiniLM- and BERT-base-sized weights; then, for the FFN's first linear and its exact GELU,
+    the GELU as oneDNN's post-op (fused) and after the packed GEMM, each / F.linear + F.gelu. Each ratio is
+    the median over 25 alternating calls."""
     import torch.nn.functional as F
 
+    from bertkit.runtime import fp32_packed_rows
+
     clock = time.thread_time if threads == 1 else time.perf_counter
-    print(
-        f"GEMM probe ({'CPU time, 1 thread' if threads == 1 else f'wall time, {threads} threads'}): packed / plain"
-    )
+    capability = torch.backends.cpu.get_cpu_capability()
+    print(f"GEMM probe ({'CPU time, 1 thread' if threads == 1 else f'wall time, {threads} threads'}); "
+          f"this CPU: {capability}, bertkit's rule {fp32_packed_rows()}")  # fmt: skip
+    rows = (1, 4, 8, 16, 32, 64, 128, 256, 512, 1024)
+
+    def ratios(calls: dict[str, Callable], base: str) -> dict[str, float]:
+        times: dict[str, list[float]] = {name: [] for name in calls}
+        with torch.inference_mode():
+            for _ in range(25):
+                for name, fn in calls.items():
+                    start = clock()
+                    fn()
+                    times[name].append(clock() - start)
+        median = {name: statistics.median(t) for name, t in times.items()}
+        return {name: t / median[base] for name, t in median.items() if name != base}
+
+    print("  packed / plain:")
     for k, n in ((384, 1152), (1536, 384), (768, 768), (768, 3072)):
         w, b = torch.randn(n, k) * 0.05, torch.randn(n)
         packed = torch.ops.mkldnn._reorder_linear_weight(w)
         row = []
-        for m in (1, 4, 16, 64, 256, 512, 1024):
+        for m in rows:
             x = torch.randn(m, k)
-            times = {"plain": [], "packed": []}
-            calls = {
-                "plain": lambda x=x, w=w, b=b: F.linear(x, w, b),
-                "packed": lambda x=x, p=packed, b=b: torch.ops.mkldnn._linear_pointwise(
-                    x, p, b, "none", [], ""
-                ),
-            }
-            with torch.inference_mode():
-                for _ in range(25):
-                    for name, fn in calls.items():
-                        start = clock()
-                        fn()
-                        times[name].append(clock() - start)
-            row.append(f"{m}:{statistics.median(times['packed']) / statistics.median(times['plain']):.2f}")
-        print(f"  weight {n}x{k}: rows " + " ".join(row))
+            r = ratios({"plain": lambda x=x, w=w, b=b: F.linear(x, w, b),
+                        "packed": lambda x=x, p=packed, b=b: torch.ops.mkldnn._linear_pointwise(x, p, b, "none", [], "")},
+                       "plain")  # fmt: skip
+            row.append(f"{m}:{r['packed']:.2f}")
+        print(f"    weight {n}x{k}: rows " + " ".join(row))
+    print("  with the exact GELU, fused (post-op) and packed-then-GELU / plain-then-GELU:")
+    for k, n in ((384, 1536), (768, 3072)):
+        w, b = torch.randn(n, k) * 0.05, torch.randn(n)
+        packed = torch.ops.mkldnn._reorder_linear_weight(w)
+        row = []
+        for m in rows:
+            x = torch.randn(m, k)
+            r = ratios({
+                "plain": lambda x=x, w=w, b=b: F.gelu(F.linear(x, w, b)),
+                "fused": lambda x=x, p=packed, b=b: torch.ops.mkldnn._linear_pointwise(x, p, b, "gelu", [], "none"),
+                "packed": lambda x=x, p=packed, b=b: F.gelu(torch.ops.mkldnn._linear_pointwise(x, p, b, "none", [], "")),
+            }, "plain")  # fmt: skip
+            row.append(f"{m}:{r['fused']:.2f}/{r['packed']:.2f}")
+        print(f"    weight {n}x{k}: rows " + " ".join(row))
 
 
 def gemm_stream_probe(threads: int) -> None:

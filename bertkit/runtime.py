@@ -6,6 +6,7 @@ The only module that touches global torch state (seeds, RNG, process groups), an
 from __future__ import annotations
 
 import contextlib
+import functools
 import logging
 import os
 import random
@@ -219,16 +220,47 @@ def compile_encoder(model: torch.nn.Module, warm_up: bool = True) -> torch.nn.Mo
 #   bf16 -> "mkldnn-bf16": bf16 weights in oneDNN's layout, used by AMX / AVX-512-BF16 kernels, where the CPU
 #           has native bf16; elsewhere "none" and the caller keeps autocast.
 PACKINGS = ("none", "mkldnn", "mkldnn-bf16")
-# fp32 rows (tokens) for which the packed GEMM is used; outside, F.linear (MKL). Measured on this Xeon
-# (AVX-512, 1 thread, CPU time, /tmp-free probe in bench/bench_infer.py --gemm): packed/plain 0.58-0.94 at
-# 4-256 rows, 1.2-1.7 at 1 row (a GEMV), 1.0-1.1 at 512+ rows. So fp32 packing is never slower than before.
-FP32_PACKED_ROWS = (2, 256)
 # Activations a PreparedLinear can apply inside oneDNN's GEMM (a post-op: the output is written once, not
-# written, read and written again). Exact GELU after the FFN's first linear, 2 threads, MiniLM's 384 -> 1536:
-# 85 vs 97 ms at 8192 rows (encode's batches), 5.9 vs 8.5 ms at 800, equal at 16; the same values (0 ulp
-# apart in that probe). So a linear with an activation takes the packed GEMM from 2 rows up, with no ceiling.
-# name -> (_linear_pointwise attr, algorithm, the same activation off the packed path)
+# written, read and written again); name -> (_linear_pointwise attr, algorithm, the same activation off it).
 POST_OPS = {"none": ("none", "", None), "gelu": ("gelu", "none", F.gelu)}
+
+
+@dataclass(frozen=True)
+class PackedRows:
+    """The row (token) counts, inclusive, for which an fp32 PreparedLinear uses oneDNN's packed GEMM (`gemm`),
+    and for which a linear with an activation applies it inside that GEMM (`post_op`). Elsewhere: F.linear
+    (MKL), then the activation on its own."""
+
+    gemm: tuple[int, float]
+    post_op: tuple[int, float]
+
+
+# The rule, per the CPU's vector ISA (torch.backends.cpu.get_cpu_capability()), from the probe in
+# bench/bench_infer.py --gemm (2 threads, wall time, packed / plain per row count):
+# - AVX-512 (Xeon, AMX): packed 0.58-0.94 at 4-256 rows, 1.2-1.7 at 1 row (a GEMV), 1.0-1.1 at 512+; the GELU
+#   post-op 85 vs 97 ms at 8192 rows for MiniLM's 384 -> 1536, 5.9 vs 8.5 ms at 800, equal at 16.
+# - AVX2 (AMD EPYC, Zen 3; 2026-12-04, bench/results/gemm-avx2.log): packed 0.4-0.9 at 2-32 rows, 0.7-1.0 at
+#   64, 0.8-1.2 from 128 up, by shape and by run (MiniLM and BERT-base shapes); the GELU post-op costs more
+#   there: fused / plain + GELU 0.3-0.6 at 2-8 rows, 0.6-0.9 at 16-32, 0.8-1.2 at 64-1024, while the packed
+#   GEMM and then F.gelu is ahead of fused from 8 rows up. End to end (one process, rules alternating,
+#   5 passes): +3-4 % at batch 32 and +1-2 % at batch 1 over the AVX-512 windows, for MiniLM and BERT-base.
+# Any other ISA takes the AVX2 windows, the narrower pair. Outside the windows bertkit runs what it ran before
+# packing existed, so the rule is never slower than that on the CPUs it was measured on.
+FP32_PACKED_ROWS = {
+    "AVX512": PackedRows(gemm=(2, 256), post_op=(2, float("inf"))),
+    "AVX2": PackedRows(gemm=(2, 64), post_op=(2, 8)),
+}
+
+
+@functools.cache
+def _cpu_capability() -> str:
+    return torch.backends.cpu.get_cpu_capability()
+
+
+def fp32_packed_rows(capability: str | None = None) -> PackedRows:
+    """The PackedRows rule for this CPU, or for a torch.backends.cpu.get_cpu_capability() name."""
+    capability = capability or _cpu_capability()
+    return FP32_PACKED_ROWS["AVX512" if capability.startswith("AVX512") else "AVX2"]
 
 
 class PreparedLinear(nn.Linear):
@@ -286,20 +318,33 @@ class PreparedLinear(nn.Linear):
             return False
         return not (torch.jit.is_tracing() or torch.compiler.is_compiling() or torch.onnx.is_in_onnx_export())
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
+    def path(self, x: torch.Tensor) -> str:
+        """How forward computes x: "fused" (the packed GEMM with the activation as its post-op), "packed" (the
+        packed GEMM, then the activation), or "plain" (F.linear, then the activation)."""
         if not self._use_packed(x):
+            return "plain"
+        if self.packing == "mkldnn-bf16":
+            return "fused"
+        if x.dtype != torch.float32:
+            return "plain"
+        rows = x.numel() // self.in_features
+        window = fp32_packed_rows()
+        if self.activation != "none" and window.post_op[0] <= rows <= window.post_op[1]:
+            return "fused"
+        return "packed" if window.gemm[0] <= rows <= window.gemm[1] else "plain"
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        path = self.path(x)
+        if path == "plain":
             return self._plain(x)
         if self._packed is None or self._weight_version() != self._packed_version:
             self.repack()
         if self.packing == "mkldnn-bf16":
             x = x.bfloat16()
-        else:
-            rows = x.numel() // self.in_features
-            ceiling = FP32_PACKED_ROWS[1] if self.activation == "none" else rows
-            if x.dtype != torch.float32 or not FP32_PACKED_ROWS[0] <= rows <= ceiling:
-                return self._plain(x)
-        attr, algorithm, _ = POST_OPS[self.activation]
-        return torch.ops.mkldnn._linear_pointwise(x, self._packed, self._packed_bias, attr, [], algorithm)
+        attr, algorithm, _ = POST_OPS[self.activation if path == "fused" else "none"]
+        out = torch.ops.mkldnn._linear_pointwise(x, self._packed, self._packed_bias, attr, [], algorithm)
+        activation = POST_OPS[self.activation][2]
+        return out if path == "fused" or activation is None else activation(out)
 
     def _plain(self, x: torch.Tensor) -> torch.Tensor:
         out = F.linear(x, self.weight, self.bias)

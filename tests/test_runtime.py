@@ -185,6 +185,7 @@ def test_fp32_preparation_names_bf16_once_where_the_cpu_has_it(monkeypatch, capl
 
     if not torch.backends.mkldnn.is_available():
         pytest.skip("torch without oneDNN packs nothing")
+    this_cpu = runtime.native_bf16
     for native, expected in ((False, 0), (True, 1)):
         monkeypatch.setattr(runtime, "native_bf16", lambda native=native: native)
         monkeypatch.setattr(runtime, "_BF16_HINTED", False)
@@ -195,6 +196,7 @@ def test_fp32_preparation_names_bf16_once_where_the_cpu_has_it(monkeypatch, capl
         assert sum("--precision bf16" in r.getMessage() for r in caplog.records) == expected
     caplog.clear()
     monkeypatch.setattr(runtime, "_BF16_HINTED", False)
+    monkeypatch.setattr(runtime, "native_bf16", this_cpu)  # bf16 weights are packed only where they can be
     with caplog.at_level("INFO", logger="bertkit.runtime"):
         runtime.prepare_for_inference(torch.nn.Sequential(torch.nn.Linear(2, 2)), "bf16")
     assert not any("--precision bf16 keeps" in r.getMessage() for r in caplog.records)  # already asked for
@@ -242,14 +244,40 @@ def test_feature_extractor_loads_prepared_with_todays_outputs(minilm_dir):
     np.testing.assert_allclose(default.encode(texts[1]), plain.encode(texts[1]), atol=1e-4, rtol=0)
 
 
-@pytest.mark.parametrize("rows", [1, 16, 300, 900])  # a GEMV, packed rows, past the plain ceiling (256)
-def test_prepared_ffn_applies_the_exact_gelu_in_its_gemm(rows):
-    """prepare_for_inference folds the Layer's exact GELU into ffn_in (a oneDNN post-op at every row count
-    from 2, the plain path otherwise): the block's output equals the unprepared block's, the activation runs
-    once (the Layer skips its own), and training and unprepare see a plain linear + GELU again."""
+def test_the_packed_rows_rule_follows_the_cpus_isa():
+    """runtime.FP32_PACKED_ROWS, measured per ISA: AVX-512 packs 2-256 rows and folds the GELU in from 2 rows
+    up; AVX2 (and any ISA not measured) packs 2-64 rows and folds the GELU in at 2-8 rows only."""
+    from bertkit.runtime import PackedRows, fp32_packed_rows
+
+    inf = float("inf")
+    assert fp32_packed_rows("AVX512") == PackedRows(gemm=(2, 256), post_op=(2, inf))
+    assert fp32_packed_rows("AVX2") == PackedRows(gemm=(2, 64), post_op=(2, 8))
+    assert fp32_packed_rows("DEFAULT") == fp32_packed_rows("SVE256") == fp32_packed_rows("AVX2")
+    assert fp32_packed_rows() == fp32_packed_rows(torch.backends.cpu.get_cpu_capability())
+
+
+# rows -> (ffn_in's path, ffn_out's path) per ISA rule: a GEMV, post-op rows, packed rows on AVX2 only, AVX-512's
+# packed ceiling, past every ceiling
+FFN_PATHS = {
+    "AVX512": {1: ("plain", "plain"), 4: ("fused", "packed"), 16: ("fused", "packed"), 100: ("fused", "packed"),
+               300: ("fused", "plain"), 900: ("fused", "plain")},
+    "AVX2": {1: ("plain", "plain"), 4: ("fused", "packed"), 16: ("packed", "packed"), 100: ("plain", "plain"),
+             300: ("plain", "plain"), 900: ("plain", "plain")},
+}  # fmt: skip
+
+
+@pytest.mark.parametrize("isa", sorted(FFN_PATHS))
+@pytest.mark.parametrize("rows", [1, 4, 16, 100, 300, 900])
+def test_prepared_ffn_applies_the_exact_gelu_in_its_gemm(rows, isa, monkeypatch):
+    """prepare_for_inference folds the Layer's exact GELU into ffn_in: a oneDNN post-op where the ISA's rule
+    says so, else the packed or the plain GEMM and then F.gelu. On every path the block's output equals the
+    unprepared block's, the activation runs once (the Layer skips its own), and training and unprepare see
+    a plain linear + GELU again."""
+    from bertkit import runtime
     from bertkit.model.bert import Layer
     from bertkit.runtime import PreparedLinear, prepare_for_inference, unprepare
 
+    monkeypatch.setattr(runtime, "fp32_packed_rows", lambda: runtime.FP32_PACKED_ROWS[isa])
     torch.manual_seed(4)
     plain = Layer(TINY).eval()
     twin = Layer(TINY)
@@ -259,6 +287,8 @@ def test_prepared_ffn_applies_the_exact_gelu_in_its_gemm(rows):
     assert prepared.ffn_out.activation == "none" and prepared.attention.qkv.activation == "none"
     x = torch.randn(1, rows, TINY.hidden_size)  # (B, T, H), no padding
     with torch.inference_mode():
+        inner = torch.randn(1, rows, TINY.intermediate_size)
+        assert (prepared.ffn_in.path(x), prepared.ffn_out.path(inner)) == FFN_PATHS[isa][rows]
         expected = plain(x, None)
         torch.testing.assert_close(prepared(x, None), expected, atol=1e-5, rtol=0)
         h = prepared.ffn_in(x)
