@@ -15,7 +15,8 @@ shared machine hits each alike, and no side's spinning threads slow the next); f
 1, >= 2x at batch 32), and the latency of one 16-token sentence at batch 1 vs ORT's (goal: <= 1.3x).
 --bf16 adds bertkit with --precision bf16 (bf16 weights packed once, where the CPU has native bf16) as one more
 side, with its ratios. --gemm prints the probe behind runtime.FP32_PACKED_ROWS (the rule per ISA): packed / plain
-GEMM time per row count, the GELU fused into the packed GEMM or after it, then, weights streaming as in a forward, MKL's packed sgemm and ONNX Runtime's GEMM beside them.
+GEMM time per row count, the GELU fused into the packed GEMM or after it, then, weights streaming as in a
+forward, MKL's packed sgemm and ONNX Runtime's GEMM beside them.
 """
 
 from __future__ import annotations

@@ -180,6 +180,24 @@ def test_packing_rule(monkeypatch):
         runtime.prepare_for_inference(torch.nn.Linear(2, 2), "fp16")
 
 
+def test_bf16_on_a_cpu_that_emulates_it_warns_once(monkeypatch, caplog):
+    """bf16 autocast on a CPU without native bf16 is emulated (~20x slower training on AVX2): one warning per
+    process names fp32; a native CPU, fp32 and CUDA get none."""
+    from bertkit import runtime
+
+    cpu = torch.device("cpu")
+    for native, precision, expected in ((True, "bf16", 0), (False, "fp32", 0), (False, "bf16", 1)):
+        monkeypatch.setattr(runtime, "native_bf16", lambda native=native: native)
+        monkeypatch.setattr(runtime, "_BF16_EMULATION_WARNED", False)
+        caplog.clear()
+        with caplog.at_level("WARNING", logger="bertkit.runtime"):
+            for _ in range(2):
+                runtime.check_precision(precision, cpu)
+        warned = [r.getMessage() for r in caplog.records if "emulates" in r.getMessage()]
+        assert len(warned) == expected, (native, precision, warned)
+    assert "use --precision fp32" in warned[0]
+
+
 def test_fp32_preparation_names_bf16_once_where_the_cpu_has_it(monkeypatch, caplog):
     from bertkit import runtime
 
@@ -256,13 +274,13 @@ def test_the_packed_rows_rule_follows_the_cpus_isa():
     assert fp32_packed_rows() == fp32_packed_rows(torch.backends.cpu.get_cpu_capability())
 
 
-# rows -> (ffn_in's path, ffn_out's path) per ISA rule: a GEMV, post-op rows, packed rows on AVX2 only, AVX-512's
-# packed ceiling, past every ceiling
+# rows -> (ffn_in path, ffn_out path), per ISA rule: a GEMV; post-op rows on both; past AVX2's post-op rows;
+# past AVX2's packed rows; past AVX-512's packed rows; far past
 FFN_PATHS = {
-    "AVX512": {1: ("plain", "plain"), 4: ("fused", "packed"), 16: ("fused", "packed"), 100: ("fused", "packed"),
-               300: ("fused", "plain"), 900: ("fused", "plain")},
-    "AVX2": {1: ("plain", "plain"), 4: ("fused", "packed"), 16: ("packed", "packed"), 100: ("plain", "plain"),
-             300: ("plain", "plain"), 900: ("plain", "plain")},
+    "AVX512": {1: ("plain", "plain"), 4: ("fused", "packed"), 16: ("fused", "packed"),
+               100: ("fused", "packed"), 300: ("fused", "plain"), 900: ("fused", "plain")},
+    "AVX2": {1: ("plain", "plain"), 4: ("fused", "packed"), 16: ("packed", "packed"),
+             100: ("plain", "plain"), 300: ("plain", "plain"), 900: ("plain", "plain")},
 }  # fmt: skip
 
 

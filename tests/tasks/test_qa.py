@@ -449,14 +449,14 @@ HELD_OUT = ("Jacksonville,_Florida", "Construction", "Intergovernmental_Panel_on
 SQUAD_TRAIN = 5000
 
 
-def squad_config(**changes) -> TrainConfig:
+def squad_config(precision: str, **changes) -> TrainConfig:
     base = TrainConfig(epochs=1, batch_size=16, eval_batch_size=64, lr=3e-4, warmup_ratio=0.1, max_seq_length=256,
-                       precision="bf16", seed=0, progress=False, log_steps=50)  # fmt: skip
+                       precision=precision, seed=0, progress=False, log_steps=50)  # fmt: skip
     return base.replace(**changes)
 
 
 @pytest.fixture(scope="module")
-def squad_run(tmp_path_factory, data_dir, minilm_dir):
+def squad_run(tmp_path_factory, data_dir, minilm_dir, train_precision):
     examples = list(read_squad(data_dir / "squad" / "dev-v1.1.json"))
     held = [e for e in examples if e.title in HELD_OUT]
     pool = [e for e in examples if e.title not in HELD_OUT]
@@ -465,7 +465,7 @@ def squad_run(tmp_path_factory, data_dir, minilm_dir):
     model, _ = task.build_model(str(minilm_dir))
     tokenizer = Tokenizer.from_pretrained(minilm_dir)
     folder = tmp_path_factory.mktemp("squad")
-    config = squad_config()
+    config = squad_config(train_precision)
     train(task, model, tokenizer, pool[:SQUAD_TRAIN], None, config, folder)
     metrics, predictions = evaluate(task, model, tokenizer, held, config)
     return SimpleNamespace(task=task, folder=folder, tokenizer=tokenizer, pool=pool, held=held, metrics=metrics,
@@ -507,7 +507,7 @@ def _paragraphs(examples):
 
 
 @pytest.mark.slow
-def test_squad_v2_null_answers_on_synthetic_unanswerable_questions(squad_run):
+def test_squad_v2_null_answers_on_synthetic_unanswerable_questions(squad_run, train_precision):
     """Questions paired with paragraphs of other articles, marked impossible: the v1.1 model above is trained
     further in v2.0 mode (null targets at [CLS]) and must abstain on those while still answering the rest."""
     pool, held = squad_run.pool[SQUAD_TRAIN : SQUAD_TRAIN + 300], squad_run.held[::4]
@@ -515,7 +515,7 @@ def test_squad_v2_null_answers_on_synthetic_unanswerable_questions(squad_run):
     eval_set = held + unanswerable(held, _paragraphs(squad_run.held))
     task = QATask(metric="squad_v2", max_query_length=48)
     model, _ = task.build_model(str(squad_run.folder), from_finetuned=True)
-    config = squad_config(lr=1e-4)
+    config = squad_config(train_precision, lr=1e-4)
     train(task, model, squad_run.tokenizer, train_set, None, config, squad_run.folder / "v2")
     m, predictions = evaluate(task, model, squad_run.tokenizer, eval_set, config)
     print({k: round(v, 2) for k, v in m.items()})

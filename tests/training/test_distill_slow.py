@@ -63,7 +63,9 @@ def test_multilabel_distilled_student_beats_the_student_alone(tmp_path: Path) ->
     assert distilled >= alone + 0.2 and distilled >= 0.9 * teacher["f1_micro"]
 
 
-def test_sst2_distilled_student_beats_the_student_alone(data_dir: Path, minilm_dir: Path, tmp_path: Path) -> None:
+def test_sst2_distilled_student_beats_the_student_alone(
+    data_dir: Path, minilm_dir: Path, tmp_path: Path, train_precision: str
+) -> None:
     """Teacher: all-MiniLM-L6-v2 on the first 1,000 SST-2 training sentences (1 epoch, batch 32, lr 1e-4, max
     length 64, bf16, seed 1). Student: the teacher's layers 0 and 3, distilled on those 1,000 sentences plus the
     next 2,000 without labels (T 2), vs the same 2-layer student on the 1,000 labelled sentences alone (hard loss).
@@ -74,7 +76,7 @@ def test_sst2_distilled_student_beats_the_student_alone(data_dir: Path, minilm_d
     extra = tmp_path / "unlabeled.txt"
     extra.write_text("".join(line.rsplit("\t", 1)[0] + "\n" for line in lines[1000:3000]), encoding="utf-8")
     spec = DataSpec(task="sst2", data_dir=str(sst2), max_train_examples=1000)
-    config = TrainConfig(epochs=1, batch_size=32, lr=1e-4, max_seq_length=64, precision="bf16", warmup_ratio=0.1,
+    config = TrainConfig(epochs=1, batch_size=32, lr=1e-4, max_seq_length=64, precision=train_precision, warmup_ratio=0.1,
                          seed=1, progress=False)  # fmt: skip
     teacher = train_teacher(spec, str(minilm_dir), config, tmp_path / "teacher")
     results = {}
