@@ -2,9 +2,9 @@
 and the reference recipe are in test_glue_mrpc.py and test_glue_reference.py, so that the two pytest-xdist
 workers can share the three runs).
 
-The subsets and hyperparameters are chosen to fit CI's time budget on a 2-core CPU (bf16 autocast, which this
-CPU runs natively, about halves the step time) while clearing the targets with a margin; measured figures are in
-the README.
+The subsets and hyperparameters are chosen to fit CI's time budget on a 2-core CPU (bf16 autocast, where the
+CPU runs it natively, about halves the step time; fp32 elsewhere, see train_precision in tests/conftest.py) while
+clearing the targets with a margin; measured figures are in the README.
 """
 
 from __future__ import annotations
