@@ -68,19 +68,14 @@ def _need(path: Path) -> Path:
     return path
 
 
-@cache
+@pytest.fixture(scope="session")
 def train_precision() -> str:
     """The precision of the slow training tests: bf16 where the CPU computes it natively (AMX / AVX-512-BF16,
     about half the step time, which their sizes were chosen for), fp32 elsewhere: an AVX2 CPU emulates bf16,
-    ~20x slower than its fp32 (2026-12-04, AMD EPYC Zen 3). Their accuracy bounds hold in both."""
+    ~20x slower than its fp32 (2026-12-04, AMD EPYC Zen 3). Their accuracy bounds held in both."""
     from bertkit.runtime import native_bf16
 
     return "bf16" if native_bf16() else "fp32"
-
-
-@pytest.fixture(scope="session", name="train_precision")
-def _train_precision() -> str:
-    return train_precision()
 
 
 @pytest.fixture(scope="session")
