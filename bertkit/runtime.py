@@ -263,14 +263,10 @@ FP32_PACKED_ROWS = {
 }
 
 
-@functools.cache
-def _cpu_capability() -> str:
-    return torch.backends.cpu.get_cpu_capability()
-
-
+@functools.cache  # PreparedLinear asks on every call
 def fp32_packed_rows(capability: str | None = None) -> PackedRows:
     """The PackedRows rule for this CPU, or for a torch.backends.cpu.get_cpu_capability() name."""
-    capability = capability or _cpu_capability()
+    capability = capability or torch.backends.cpu.get_cpu_capability()
     return FP32_PACKED_ROWS["AVX512" if capability.startswith("AVX512") else "AVX2"]
 
 
@@ -347,18 +343,17 @@ class PreparedLinear(nn.Linear):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         path = self.path(x)
         if path == "plain":
-            return self._plain(x)
+            return self._activate(F.linear(x, self.weight, self.bias))
         if self._packed is None or self._weight_version() != self._packed_version:
             self.repack()
         if self.packing == "mkldnn-bf16":
             x = x.bfloat16()
         attr, algorithm, _ = POST_OPS[self.activation if path == "fused" else "none"]
         out = torch.ops.mkldnn._linear_pointwise(x, self._packed, self._packed_bias, attr, [], algorithm)
-        activation = POST_OPS[self.activation][2]
-        return out if path == "fused" or activation is None else activation(out)
+        return out if path == "fused" else self._activate(out)
 
-    def _plain(self, x: torch.Tensor) -> torch.Tensor:
-        out = F.linear(x, self.weight, self.bias)
+    def _activate(self, out: torch.Tensor) -> torch.Tensor:
+        """The activation, where the GEMM did not apply it."""
         activation = POST_OPS[self.activation][2]
         return out if activation is None else activation(out)
 
