@@ -4,7 +4,7 @@ Usage: python bench/bench_infer.py [--models minilm,base] [--data ../shared/data
                                    [--compile] [--bf16] [--gemm]
 
 Models: minilm (all-MiniLM-L6-v2) and base (BERT-base-shaped, 12 x 768, random init, saved once and loaded
-by both libraries). bertkit is what a user gets by default: load_pretrained + runtime.prepare_for_inference
+by both libraries). bertkit is what a user gets by default: load_pretrained + prepare.prepare_for_inference
 (packed weights, packed attention), eager, fp32. transformers runs with eager and sdpa attention; its best
 is the baseline. ONNX Runtime runs the graph `bertkit export` writes for the same folder, fp32, same threads.
 Every side gets identical input tensors (SST-2 dev in file order, padded per batch), under inference_mode.
@@ -14,7 +14,7 @@ shared machine hits each alike, and no side's spinning threads slow the next); f
 --repeats passes. Printed per model: sentences/s at batch 1 and 32 with the ratios (goals: >= 1.5x at batch
 1, >= 2x at batch 32), and the latency of one 16-token sentence at batch 1 vs ORT's (goal: <= 1.3x).
 --bf16 adds bertkit with --precision bf16 (bf16 weights packed once, where the CPU has native bf16) as one more
-side, with its ratios. --gemm prints the probe behind runtime.FP32_PACKED_ROWS (the rule per ISA): packed / plain
+side, with its ratios. --gemm prints the probe behind prepare.FP32_PACKED_ROWS (the rule per ISA): packed / plain
 GEMM time per row count, the GELU fused into the packed GEMM or after it, then, weights streaming as in a
 forward, MKL's packed sgemm and ONNX Runtime's GEMM beside them.
 """
@@ -32,7 +32,8 @@ from pathlib import Path
 import torch
 
 from bertkit.model.bert import BertModel
-from bertkit.runtime import compile_for_inference, prepare_for_inference
+from bertkit.prepare import prepare_for_inference
+from bertkit.runtime import compile_for_inference
 from bertkit.weights.load import load_pretrained, model_folder, resolve_model_path
 
 DEFAULT_DATA = Path(__file__).resolve().parents[2] / "shared" / "data" / "glue" / "SST-2" / "dev.tsv"
@@ -100,13 +101,13 @@ def interleaved(sides: dict[str, Callable], batches: list, repeats: int) -> dict
 
 
 def gemm_probe(threads: int) -> None:
-    """The probe behind runtime.FP32_PACKED_ROWS, weights hot: packed (oneDNN) / plain (MKL) fp32 GEMM time per
+    """The probe behind prepare.FP32_PACKED_ROWS, weights hot: packed (oneDNN) / plain (MKL) fp32 GEMM time per
     row count for MiniLM- and BERT-base-sized weights; then, for the FFN's first linear and its exact GELU,
     the GELU as oneDNN's post-op (fused) and after the packed GEMM, each / F.linear + F.gelu. Each ratio is
     the median over 25 alternating calls."""
     import torch.nn.functional as F
 
-    from bertkit.runtime import fp32_packed_rows
+    from bertkit.prepare import fp32_packed_rows
 
     clock = time.thread_time if threads == 1 else time.perf_counter
     capability = torch.backends.cpu.get_cpu_capability()

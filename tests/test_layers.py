@@ -27,6 +27,7 @@ LEVELS = {
     "weights": 1,
     "data": 1,
     "evaluation": 1,
+    "prepare": 1,  # inference preparation (packed weights): on the runtime's device and precision rules
     "model": 0,
     "tokenization": 0,
     "runtime": 0,

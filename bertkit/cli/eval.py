@@ -32,7 +32,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from bertkit.inference.predictor import Predictor
-    from bertkit.runtime import bf16_weights_prepared
+    from bertkit.prepare import bf16_weights_prepared
     from bertkit.training.config import TrainConfig
     from bertkit.training.experiment import DataSpec, load_data
     from bertkit.training.loop import evaluate

@@ -48,14 +48,14 @@ def quantize_torch(model: nn.Module) -> nn.Module:
     """A copy of the model whose nn.Linear layers run int8 (dynamic quantization, per-channel weights, CPU only).
 
     Per-channel weight scales lose less accuracy than PyTorch's per-tensor default (measured on SST-2 in
-    bench/bench_export.py). A model prepared for inference (runtime.prepare_for_inference) is quantized
+    bench/bench_export.py). A model prepared for inference (prepare.prepare_for_inference) is quantized
     too: its copy goes back to plain nn.Linear first, which is the type the quantizer looks for.
     """
     from torch.ao.quantization import per_channel_dynamic_qconfig, quantize_dynamic
 
-    from bertkit import runtime
+    from bertkit import prepare
 
-    model = runtime.unprepare(copy.deepcopy(model))
+    model = prepare.unprepare(copy.deepcopy(model))
     with warnings.catch_warnings():  # PyTorch marks its eager quantization APIs deprecated; they still work
         warnings.filterwarnings("ignore", category=UserWarning)
         warnings.filterwarnings("ignore", category=DeprecationWarning)

@@ -30,13 +30,8 @@ from bertkit.inference.pooling import (
 )
 from bertkit.inference.whitening import Whitening, fit_whitening
 from bertkit.model.bert import BertModel
-from bertkit.runtime import (
-    Runtime,
-    bf16_weights_prepared,
-    compile_encoder,
-    pick_device,
-    prepare_for_inference,
-)
+from bertkit.prepare import bf16_weights_prepared, prepare_for_inference
+from bertkit.runtime import Runtime, compile_encoder, pick_device
 from bertkit.tokenization import Tokenizer
 from bertkit.weights.load import load_pretrained, model_folder, resolve_model_path
 
@@ -182,7 +177,7 @@ class FeatureExtractor:
         The saved choice is bertkit's features.json, else sentence-transformers' modules.json and
         1_Pooling/config.json (pooling, Normalize) and sentence_bert_config.json (max_seq_length);
         without either: mean pooling, no normalisation, 512 tokens. The model is prepared for inference
-        once (runtime.prepare_for_inference; precision bf16: bf16 weights where the CPU is native bf16, else
+        once (prepare.prepare_for_inference; precision bf16: bf16 weights where the CPU is native bf16, else
         autocast) unless compile=True, which compiles it instead.
         """
         folder = model_folder(resolve_model_path(model))

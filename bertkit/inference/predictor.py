@@ -14,7 +14,8 @@ from pathlib import Path
 from typing import Any
 
 from bertkit.engine import Engine
-from bertkit.runtime import Runtime, bf16_weights_prepared, compile_encoder, prepare_for_inference
+from bertkit.prepare import bf16_weights_prepared, prepare_for_inference
+from bertkit.runtime import Runtime, compile_encoder
 
 logger = logging.getLogger(__name__)
 
@@ -35,7 +36,7 @@ class Predictor(Engine):
     ) -> Predictor:
         """Rebuild the task from model_dir/bertkit.json, load the weights and the tokenizer.
 
-        The model is prepared for inference once (runtime.prepare_for_inference: packed weights; with
+        The model is prepared for inference once (prepare.prepare_for_inference: packed weights; with
         precision bf16, bf16 weights where the CPU computes bf16 natively, else autocast). compile=True
         compiles the encoder instead (runtime.compile_encoder, with its warm-up) before returning.
         """

@@ -130,7 +130,7 @@ class Layer(nn.Module):
         self.ffn_norm = nn.LayerNorm(config.hidden_size, eps=config.layer_norm_eps)
         self.act = activation(config.hidden_act)
         self.dropout = Dropout(config.hidden_dropout_prob)
-        # runtime.prepare_for_inference may fold the activation into ffn_in's GEMM (exact GELU only)
+        # prepare.prepare_for_inference may fold the activation into ffn_in's GEMM (exact GELU only)
         self.fusable_activation = ("ffn_in", "gelu") if config.hidden_act == "gelu" else None
 
     def forward(self, x: Tensor, packing: Packing | None) -> Tensor:

@@ -23,7 +23,7 @@ import torch
 from torch import nn
 
 from bertkit import folder as folder_format
-from bertkit import runtime
+from bertkit import prepare, runtime
 from bertkit.data.collate import encoder_inputs
 from bertkit.engine import Engine, load_task
 from bertkit.model.bert import BertModel
@@ -367,9 +367,9 @@ class TorchBackend(Backend):
         else:
             model = BertModel.from_pretrained(self.folder).to(self.device).eval()
         if not (config.quantize or config.compile):  # those two rewrite the plain model below
-            runtime.prepare_for_inference(model, config.precision)
+            prepare.prepare_for_inference(model, config.precision)
         autocast = contextlib.nullcontext
-        if config.precision != "fp32" and not runtime.bf16_weights_prepared(model):
+        if config.precision != "fp32" and not prepare.bf16_weights_prepared(model):
             autocast = runtime.Runtime(self.device, config.precision).autocast
         if config.quantize == "int8":
             from bertkit.export.quantize import quantize_torch
