@@ -2,8 +2,8 @@
 
 prepare_for_inference swaps every nn.Linear for a PreparedLinear (same parameters, same state_dict) that also
 keeps its weight packed for oneDNN, and uses it where a rule per ISA (FP32_PACKED_ROWS) says the packed GEMM
-is faster; unprepare swaps them back. Nothing here touches global torch state (bertkit.runtime does that,
-torch.compile's settings included).
+is faster; unprepare swaps them back. Nothing here touches global process state (bertkit.runtime does that,
+torch.compile's settings and the malloc thresholds included).
 """
 
 from __future__ import annotations
@@ -186,9 +186,10 @@ _BF16_HINTED = False  # prepare_for_inference names --precision bf16 once per pr
 
 
 def prepare_for_inference(model: nn.Module, precision: str = "fp32") -> nn.Module:
-    """Ready a loaded model for eval-only use, in place: eval mode, and every nn.Linear packed once for the
-    CPU's GEMM (inference_packing). Outputs match the unprepared model (fp32: within 1e-4); training,
-    autograd and torch.compile still see plain linears. Returns the model.
+    """Ready a loaded model for eval-only use, in place: eval mode, every nn.Linear packed once for the CPU's
+    GEMM (inference_packing), and on the CPU freed memory kept for reuse (runtime.keep_freed_memory). Outputs
+    match the unprepared model (fp32: within 1e-4); training, autograd and torch.compile still see plain
+    linears. Returns the model.
 
     Call it where a model is loaded for inference (Predictor, FeatureExtractor, the server), after .to(device)
     and before any torch.compile. A bf16 model prepared here needs no autocast (bf16_weights_prepared says).
@@ -198,6 +199,8 @@ def prepare_for_inference(model: nn.Module, precision: str = "fp32") -> nn.Modul
     if not params:
         return model
     runtime.check_precision(precision, params[0].device)
+    if params[0].device.type == "cpu":
+        runtime.keep_freed_memory()
     packing = inference_packing(params[0].device, precision)
     if packing == "none":
         return model
