@@ -20,7 +20,6 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Callable, Sequence
-from concurrent.futures import ThreadPoolExecutor
 from contextlib import asynccontextmanager
 from typing import Any
 
@@ -45,6 +44,7 @@ from bertkit.serving.guard import Guard
 from bertkit.serving.http import BadJson, body_schema, error, json_response, parse, read_json, validate
 from bertkit.serving.lane import Lane
 from bertkit.serving.metrics import ServerMetrics
+from bertkit.serving.model_thread import ModelThread
 from bertkit.serving.schemas import (
     EncodeRequest,
     EncodeResponse,
@@ -74,7 +74,7 @@ class Server:
         self.config = config
         self.backend = backend or Backend(config)
         self.metrics = ServerMetrics()
-        self.executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="bertkit-model")
+        self.executor = ModelThread()  # its thread exits when idle: see model_thread
         self.batchers: dict[str, Batcher] = {}
         if self.backend.can_encode:
             self.batchers["/encode"] = self._batcher("/encode", self.backend.embed)
