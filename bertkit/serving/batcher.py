@@ -86,7 +86,10 @@ class Batcher(Generic[T, R]):
             is alone (nothing else queued, requests sparser than one per max_wait_ms, no batch running on the
             executor, and `alone()` says no other request is in flight): the hop to the worker thread and back
             costs two thread wake-ups, which on a busy CPU each wait for a time slice. The loop blocks only for
-            a short forward, and only while idle; concurrent requests still meet in the worker. 0: never.
+            a short forward, and only while idle; concurrent requests still meet in the worker. Before it
+            decides, the loop gets two turns, so that requests whose bytes have already arrived are read and
+            counted in flight (else a burst reaching an idle server could run inline one request at a time,
+            each blocking the loop while the next waited unread). 0: never.
         alone: True when the server handles no request but this one (the server's in-flight gauge).
     """
 
@@ -244,6 +247,11 @@ class Batcher(Generic[T, R]):
         loop = asyncio.get_running_loop()
         while True:
             await self._wait_for_batch()
+            if self.inline_max_tokens:
+                # Before a batch may run inline (blocking the loop), two turns of the loop: requests whose bytes
+                # have arrived are read and enter the server (counted in flight), so they are not each run alone.
+                await asyncio.sleep(0)
+                await asyncio.sleep(0)
             batch = self._take()
             if not batch:
                 continue

@@ -257,9 +257,23 @@ def test_full_queue_answers_503_with_retry_after_at_once(encoder_dir, serve, htt
     assert metric(text, "bertkit_requests_total", route="/encode", status="503") == 1
 
 
-def test_concurrent_callers_are_batched_and_get_their_own_answers(classifier_url, http):
+def test_concurrent_callers_are_batched_and_get_their_own_answers(classifier_dir, serve, http):
+    """16 callers at once share batches. Each model call is held 50 ms (a wrapper around the backend's predict),
+    so the callers overlap at the server however slowly this process fires them. With the hold, 2 runs in 6 used
+    to serve all 16 inline, one by one, each blocking the event loop while the next one's bytes waited unread
+    (the batcher now gives the loop two turns before it decides; since then 8 runs in 8 took 2 batches)."""
+    from bertkit.serving.backend import Backend
+
+    config = ServeConfig(model=str(classifier_dir), max_wait_ms=20)
+    backend = Backend(config)
+
+    def held(items, predict=backend.predict):
+        time.sleep(0.05)
+        return predict(items)
+
+    backend.predict = held
     texts = [f"sentence number {i} " + "word " * (i % 7) for i in range(32)]
-    with http(classifier_url) as c:
+    with serve(config, backend=backend) as classifier_url, http(classifier_url) as c:
         before = metric(c.get("/metrics").text, "bertkit_batch_size_count", route="/predict")
         alone = [c.post("/predict", json={"texts": [t]}).json()["predictions"][0] for t in texts[:4]]
         start = threading.Barrier(16)
