@@ -26,8 +26,9 @@ _BF16_EMULATION_WARNED = False  # check_precision warns once per process where t
 # threshold back to the kernel at once and trims the heap's free top past its trim threshold; the mmap threshold
 # adapts at run time, up to 32 MiB. A larger activation (MiniLM's FFN for a batch of 8,192 tokens: 48 MiB) is
 # then new memory on every forward, each page faulted in and zeroed by the kernel: on the AVX2 VM of 2026-12-04,
-# ~2 us per 4 KiB page, ~300,000 faults per encode of SST-2 dev at the default token budget, and encode ran
-# 1.15x faster with the blocks kept (bench/bench_encode.py). Training steps stay under the thresholds (no faults).
+# ~2 us per 4 KiB page, ~350,000 faults per encode of SST-2 dev at the default token budget, and encode ran
+# 1.16x faster with the blocks kept (bench/bench_encode.py, bench/results/encode-avx2-malloc.log). Training
+# steps stay under the thresholds (no faults).
 KEEP_FREED_BYTES = 1 << 30
 _M_TRIM_THRESHOLD, _M_MMAP_THRESHOLD = -1, -3  # glibc's <malloc.h>
 _MALLOC_ENV = ("MALLOC_MMAP_THRESHOLD_", "MALLOC_TRIM_THRESHOLD_", "MALLOC_TOP_PAD_", "MALLOC_MMAP_MAX_")

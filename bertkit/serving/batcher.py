@@ -247,7 +247,7 @@ class Batcher(Generic[T, R]):
         loop = asyncio.get_running_loop()
         while True:
             await self._wait_for_batch()
-            if self.inline_max_tokens:
+            if self.inline_max_tokens and self._gap > self.max_wait:
                 # Before a batch may run inline (blocking the loop), two turns of the loop: requests whose bytes
                 # have arrived are read and enter the server (counted in flight), so they are not each run alone.
                 await asyncio.sleep(0)
