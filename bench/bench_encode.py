@@ -23,7 +23,6 @@ row prints its minor page faults per run. --same-malloc runs everything with fre
 from __future__ import annotations
 
 import argparse
-import ctypes
 import resource
 import time
 from pathlib import Path
@@ -47,16 +46,9 @@ GLIBC_DEFAULT = (32 << 20, 64 << 20)  # the most glibc's adaptive mmap / trim th
 KEPT = (runtime.KEEP_FREED_BYTES, runtime.KEEP_FREED_BYTES)
 
 
-def set_malloc(thresholds: tuple[int, int]) -> None:
-    mallopt = ctypes.CDLL(None).mallopt
-    for option, value in zip((-3, -1), thresholds, strict=True):  # M_MMAP_THRESHOLD, M_TRIM_THRESHOLD
-        if mallopt(option, value) != 1:
-            raise RuntimeError(f"mallopt({option}, {value}) failed")
-
-
 def timed(fn, malloc: tuple[int, int] | None) -> tuple[float, float, int, np.ndarray]:
-    if malloc:
-        set_malloc(malloc)
+    if malloc and not runtime.set_malloc_thresholds(*malloc):
+        raise RuntimeError(f"glibc refused the malloc thresholds {malloc}")
     faults = resource.getrusage(resource.RUSAGE_SELF).ru_minflt
     start, cpu = time.perf_counter(), time.process_time()
     out = fn()

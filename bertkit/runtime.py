@@ -215,6 +215,15 @@ def _set_malloc_thresholds() -> bool:
     if chosen:
         logger.info("malloc left as set by %s", ", ".join(chosen))
         return False
+    kept = set_malloc_thresholds(KEEP_FREED_BYTES, KEEP_FREED_BYTES)
+    if kept:
+        logger.debug("glibc malloc keeps freed blocks up to %d MiB for reuse", KEEP_FREED_BYTES >> 20)
+    return kept
+
+
+def set_malloc_thresholds(mmap_bytes: int, trim_bytes: int) -> bool:
+    """glibc's M_MMAP_THRESHOLD and M_TRIM_THRESHOLD (mallopt), now; False where the C library is not glibc
+    or refuses a value. keep_freed_memory uses it; bench/bench_encode.py also sets glibc's defaults with it."""
     try:
         if not os.confstr("CS_GNU_LIBC_VERSION"):
             return False
@@ -222,10 +231,8 @@ def _set_malloc_thresholds() -> bool:
     except (AttributeError, OSError, ValueError):  # not glibc
         return False
     mallopt.argtypes, mallopt.restype = (ctypes.c_int, ctypes.c_int), ctypes.c_int
-    kept = all(mallopt(option, KEEP_FREED_BYTES) == 1 for option in (_M_MMAP_THRESHOLD, _M_TRIM_THRESHOLD))
-    if kept:
-        logger.debug("glibc malloc keeps freed blocks up to %d MiB for reuse", KEEP_FREED_BYTES >> 20)
-    return kept
+    return all(mallopt(option, value) == 1
+               for option, value in ((_M_MMAP_THRESHOLD, mmap_bytes), (_M_TRIM_THRESHOLD, trim_bytes)))  # fmt: skip
 
 
 def compile_for_inference(model: torch.nn.Module) -> torch.nn.Module:

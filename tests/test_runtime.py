@@ -16,18 +16,20 @@ from bertkit.model.bert import BertModel
 from bertkit.model.config import BertConfig
 from bertkit.runtime import compile_for_inference
 
+TINY = BertConfig(
+    vocab_size=99,
+    hidden_size=32,
+    num_hidden_layers=2,
+    num_attention_heads=4,
+    intermediate_size=37,
+    max_position_embeddings=64,
+)
+
 
 @pytest.mark.slow
 def test_compiled_encoder_matches_eager():
     torch.manual_seed(0)
-    config = BertConfig(
-        vocab_size=99,
-        hidden_size=32,
-        num_hidden_layers=2,
-        num_attention_heads=4,
-        intermediate_size=37,
-        max_position_embeddings=64,
-    )
+    config = TINY
     eager = BertModel(config).eval()
     twin = BertModel(config)
     twin.load_state_dict(eager.state_dict())
@@ -158,9 +160,7 @@ def test_cpu_runs_and_inference_keep_freed_memory(monkeypatch):
     monkeypatch.setattr(runtime, "keep_freed_memory", lambda: calls.append(1) or True)
     runtime.start("cpu")
     assert calls == [1]
-    config = BertConfig(vocab_size=99, hidden_size=32, num_hidden_layers=1, num_attention_heads=4,
-                        intermediate_size=37, max_position_embeddings=64)  # fmt: skip
-    prepare_for_inference(BertModel(config))
+    prepare_for_inference(BertModel(TINY))
     assert calls == [1, 1]
 
 
