@@ -1,9 +1,9 @@
-"""Memory and tokenization time of classification features: today's list-of-dicts featurize vs the compact store
-(first run: tokenize into the cache; cached run: open it), for 100k / 1M / 2M synthetic examples.
+"""Memory and tokenization time of features: the list-of-dicts featurize vs the compact store (first run: tokenize
+into the cache; cached run: open it), for 100k / 1M / 2M synthetic classification examples, and for a SQuAD file.
 
 Usage: python bench/bench_memory.py [--sizes 100000,1000000,2000000] [--lists-up-to 100000]
                                     [--max-seq-length 128] [--vocab FILE] [--work-dir DIR] [--train-size 2000000]
-                                    [--eval-size 1000000]
+                                    [--eval-size 1000000] [--squad FILE [--squad-length 384]]
 
 Every measurement runs in a fresh process (its own peak RSS, ru_maxrss), reading the same TSV through the same
 validation (bertkit.training.experiment.load_data), then:
@@ -18,6 +18,9 @@ few steps, featurizing through the store, and reports its peak RSS (the issue's 
 streamed from the store, and from the store keeping one prediction dict per example (as the final evaluation
 of `bertkit train` does, for its confusion matrix).
 Text: words drawn from the vocab's whole words (5-40 per text), label from the first word's parity.
+With --squad (SQuAD v1.1 dev: 10,570 questions, near the issue's 8,500 at length 384), the same three sides
+featurize that file as `bertkit train --task squad` does (windows with their character offsets), then
+`bertkit train`'s library path runs 20 steps of a tiny model with the features as lists and from the store.
 """
 
 from __future__ import annotations
@@ -59,16 +62,19 @@ def child(mode: str, data: Path, cache: Path, vocab: Path, max_len: int, model: 
     from bertkit.tokenization import Tokenizer
     from bertkit.training.experiment import DataSpec, load_data
 
-    spec = DataSpec(task="classification", train_file=str(data), fields={"text": "sentence", "label": "label"})
-    if mode == "train":
-        return _train(spec, cache, model, max_len)
+    if data.suffix == ".json":  # SQuAD
+        spec = DataSpec(task="squad", train_file=str(data))
+    else:
+        spec = DataSpec(task="classification", train_file=str(data), fields={"text": "sentence", "label": "label"})
+    if mode in ("train", "train-lists"):
+        return _train(spec, cache if mode == "train" else None, model, max_len)
     if mode.startswith("eval-"):
         return _evaluate(spec, cache, model, max_len, mode.removeprefix("eval-"))
     start = time.perf_counter()
     loaded = load_data(spec)
     read_s = time.perf_counter() - start
     tokenizer = Tokenizer.from_vocab(vocab, do_lower_case=True)
-    tokenizer.encode_batch([loaded.train[0].text], None, max_len)  # the tokenizer's own memory is baseline
+    tokenizer.encode_batch(["a b"], None, max_len)  # the tokenizer's own memory is baseline
     after_read = peak_mb()
     start = time.perf_counter()
     if mode == "lists":
@@ -87,14 +93,15 @@ def child(mode: str, data: Path, cache: Path, vocab: Path, max_len: int, model: 
             "rss_after_read_mb": after_read, "peak_rss_mb": peak_mb()}  # fmt: skip
 
 
-def _train(spec, cache: Path, model: Path | None, max_len: int) -> dict:  # noqa: ANN001
-    """experiment.run as `bertkit train` calls it: read, validate, featurize (through the store), 20 steps."""
+def _train(spec, cache: Path | None, model: Path | None, max_len: int) -> dict:  # noqa: ANN001
+    """experiment.run as `bertkit train` calls it: read, validate, featurize (through the store, or as lists
+    when cache is None), 20 steps."""
     from bertkit.training.config import TrainConfig
     from bertkit.training.experiment import run
 
     assert model is not None
     config = TrainConfig(max_seq_length=max_len, batch_size=32, max_steps=20, progress=False,
-                         feature_cache=str(cache))  # fmt: skip
+                         feature_cache=str(cache) if cache else "off")  # fmt: skip
     start = time.perf_counter()
     with tempfile.TemporaryDirectory() as out:
         run(spec, str(model), config, out, do_eval=False)
@@ -143,7 +150,7 @@ def spawn(mode: str, data: Path, cache: Path, args: argparse.Namespace, model: P
     return json.loads(run.stdout.strip().splitlines()[-1])
 
 
-def tiny_model(folder: Path, vocab: Path) -> Path:
+def tiny_model(folder: Path, vocab: Path, positions: int = 128) -> Path:
     import torch
 
     from bertkit.model.config import BertConfig
@@ -155,7 +162,7 @@ def tiny_model(folder: Path, vocab: Path) -> Path:
     torch.manual_seed(0)
     size = len(vocab.read_text(encoding="utf-8").splitlines())
     config = BertConfig(vocab_size=size, hidden_size=32, num_hidden_layers=2, num_attention_heads=4,
-                        intermediate_size=37, max_position_embeddings=128)  # fmt: skip
+                        intermediate_size=37, max_position_embeddings=positions)  # fmt: skip
     BertForPreTraining(config).save_pretrained(folder)
     Tokenizer.from_vocab(folder / "vocab.txt", do_lower_case=True).save_pretrained(folder)
     return folder
@@ -180,6 +187,9 @@ def main() -> None:
     p.add_argument("--eval-size", type=int, default=0, help="also evaluate this many examples: features as "
                    "lists vs streamed from the store (peak RSS)")  # fmt: skip
     p.add_argument("--max-seq-length", type=int, default=128)
+    p.add_argument("--squad", type=Path, help="also measure this SQuAD-format JSON (e.g. ../shared/data/squad/"
+                   "dev-v1.1.json): features and a 20-step training run, lists vs store")  # fmt: skip
+    p.add_argument("--squad-length", type=int, default=384, help="max_seq_length of the SQuAD rows")
     p.add_argument("--vocab", type=Path, default=DEFAULT_VOCAB)
     p.add_argument("--work-dir", type=Path, help="keep data and caches here (default: a temporary folder)")
     p.add_argument("--child", help=argparse.SUPPRESS)
@@ -236,8 +246,36 @@ def main() -> None:
                   f"{r['peak_rss_mb']:,.0f} MB, {over:,.0f} MB over the examples, model and features; "
                   f"{r['eval_s']:.0f} s; accuracy {r['accuracy']:.4f} (an untrained head: ~0.5, a sanity figure)",
                   flush=True)  # fmt: skip
+    if args.squad:
+        squad_rows(work, args, header)
     if not args.work_dir:
         shutil.rmtree(work, ignore_errors=True)
+
+
+def squad_rows(work: Path, args: argparse.Namespace, header: str) -> None:
+    """The issue's QA case: features of a SQuAD file at --squad-length, then 20 training steps, lists vs store."""
+    args.max_seq_length = args.squad_length
+    data, cache = work / "squad.json", work / "cache-squad"
+    shutil.copy(args.squad, data)
+    shutil.rmtree(cache, ignore_errors=True)
+    model = tiny_model(work / f"tiny-model-{args.squad_length}", args.vocab, max(128, args.squad_length))
+    print(f"\nSQuAD {args.squad} at max_seq_length {args.squad_length}")
+    print(header.replace("examples", "question"))
+    rows = {}
+    for side in ("lists", "store", "cached"):
+        r = rows[side] = spawn(side, data, cache, args)
+        grown = r["peak_rss_mb"] - r["rss_after_read_mb"]
+        print(f"{r['examples']:>9,} {side:<7} {r['tokens']:>11,} {r['read_s']:>7.1f} {r['featurize_s']:>10.2f} "
+              f"{r['peak_rss_mb']:>11,.0f} {grown:>11,.0f} {grown * 2**20 / r['tokens']:>8.1f}", flush=True)  # fmt: skip
+    peaks = {}
+    for side, mode in (("lists", "train-lists"), ("store (cached)", "train")):
+        r = spawn(mode, data, cache, args, model)
+        peaks[side] = r["peak_rss_mb"]
+        print(f"train on it, features {side} (20 steps, tiny model): peak RSS {r['peak_rss_mb']:,.0f} MB, "
+              f"{r['run_s']:.0f} s in all (read, validate, featurize, train)", flush=True)  # fmt: skip
+    print(f"ratio lists/store: featurize peak RSS {rows['lists']['peak_rss_mb'] / rows['store']['peak_rss_mb']:.2f}x, "
+          f"training run peak RSS {peaks['lists'] / peaks['store (cached)']:.2f}x; first/cached tokenize time "
+          f"{rows['store']['featurize_s'] / rows['cached']['featurize_s']:.1f}x", flush=True)  # fmt: skip
 
 
 if __name__ == "__main__":

@@ -2,7 +2,8 @@
 
 `cached_featurize` returns a FeatureStore (a Sequence of the same feature dicts `featurize` returns) built in
 chunks, so the token ids never exist as Python lists all at once; None when the task's features have no compact
-form (QA offsets, tagging words: those families featurize in memory as before).
+form (every built-in family has one: classification, tagging, QA with its offsets, multiple choice; a custom
+task's feature with, say, a string in it featurizes in memory, with a log line that names the field).
 
 The key: the examples as read (a hash of every field, so column choices, filters and --max-train-examples all
 count), the data files they came from (path, size, mtime), the tokenizer's saved files (vocab, casing), the

@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import importlib.util
+import json
 import logging
 from pathlib import Path
 
@@ -110,3 +111,74 @@ def test_evaluation_streams_from_the_store_with_the_same_predictions(model_dir: 
     assert isinstance(order_s, StoreView) and list(order_s) == order_l
     assert all(torch.equal(a, b) for a, b in zip(out_l, out_s, strict=True))
     assert task.decode(out_s, order_s, examples) == task.decode(out_l, order_l, examples)
+
+
+def _tiny_english_model(folder: Path, vocab_model: Path) -> Path:
+    import torch
+
+    from bertkit.model.bert import BertModel
+    from bertkit.model.config import BertConfig
+    from bertkit.tokenization import Tokenizer
+
+    torch.manual_seed(0)
+    tok = Tokenizer.from_pretrained(vocab_model)
+    config = BertConfig(vocab_size=tok.vocab_size, hidden_size=32, num_hidden_layers=2, num_attention_heads=4,
+                        intermediate_size=64)  # fmt: skip
+    BertModel(config).save_pretrained(folder)
+    tok.save_pretrained(folder)
+    return folder
+
+
+def _squad_article(src: Path, dst: Path, title: str) -> Path:
+    doc = json.loads(src.read_text(encoding="utf-8"))
+    articles = [a for a in doc["data"] if a["title"] == title]
+    dst.write_text(json.dumps({"version": doc["version"], "data": articles}), encoding="utf-8")
+    return dst
+
+
+@pytest.mark.parametrize("family", ["squad", "socialiqa", "conll2003"])
+def test_every_family_trains_from_the_store_as_from_lists(
+    family: str, data_dir: Path, minilm_dir: Path, tmp_path: Path, caplog: pytest.LogCaptureFixture,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:  # fmt: skip
+    """QA (offsets as rows, max_context bools), multiple choice (ids per choice) and tagging train through the
+    cache: the features are tokenized once, a later run reads them without tokenizing, and the model it trains
+    and its dev metrics are bit-identical to a run with the features in memory (--feature-cache off)."""
+    model = _tiny_english_model(tmp_path / "tiny", minilm_dir)
+    if family == "squad":
+        squad = data_dir / "squad" / "dev-v1.1.json"
+        data = ["--task", "squad", "--train-file", str(_squad_article(squad, tmp_path / "train.json", "Construction")),
+                "--dev-file", str(_squad_article(squad, tmp_path / "dev.json", "Jacksonville,_Florida")),
+                "--max-seq-length", "96", "--task-options", '{"doc_stride": 48}']  # fmt: skip  (98 and 96 questions)
+    elif family == "socialiqa":
+        data = ["--task", "socialiqa", "--data-dir", str(data_dir / "socialiqa"), "--max-train-examples", "160",
+                "--max-eval-examples", "100", "--max-seq-length", "48"]  # fmt: skip
+    else:
+        data = ["--task", "conll2003", "--data-dir", str(data_dir / "conll2003"), "--max-train-examples", "200",
+                "--max-eval-examples", "100", "--max-seq-length", "24", "--task-options", '{"window_stride": 8}']  # fmt: skip
+
+    def run(out: str, cache: str) -> dict:
+        argv = ["train", *data, "--model", str(model), "--output-dir", str(tmp_path / out), "--batch-size", "16",
+                "--epochs", "1", "--lr", "1e-3", "--seed", "3", "--no-progress", "--feature-cache", cache]  # fmt: skip
+        assert main(argv) == 0
+        return json.loads((tmp_path / out / "metrics.json").read_text())
+
+    cache = str(tmp_path / "cache")
+    with caplog.at_level(logging.INFO, logger="bertkit"):
+        run("first", cache)
+    messages = [r.getMessage() for r in caplog.records]
+    assert not [m for m in messages if "stay in memory" in m]
+    assert len([m for m in messages if m.startswith("features written")]) == 2  # train and dev
+
+    def no_tokenizing(*args, **kwargs):  # noqa: ANN002, ANN003, ANN202
+        raise AssertionError("a cached run must not tokenize")
+
+    monkeypatch.setattr(feature_cache, "feature_chunks", no_tokenizing)
+    stored = run("cached", cache)
+    monkeypatch.undo()
+    listed = run("lists", "off")
+    timing = ("train_seconds", "train_examples_per_second")
+    assert {k: v for k, v in stored.items() if k not in timing} == {k: v for k, v in listed.items() if k not in timing}
+    assert {"f1", "accuracy"} & stored.keys()
+    a, b = load_file(tmp_path / "cached" / "model.safetensors"), load_file(tmp_path / "lists" / "model.safetensors")
+    assert a.keys() == b.keys() and all(a[k].equal(b[k]) for k in a)

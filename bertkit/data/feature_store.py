@@ -1,15 +1,14 @@
 """Compact, file-backed features: token ids as uint16/int32 arrays on disk, memory-mapped, no per-token objects.
 
-A feature (one dict per window, as a task's features_batch makes it) is stored column by column:
-- ragged int columns (input_ids, token_type_ids, any list of ints): one flat array plus int64 offsets (N + 1);
-  stored as int32 while writing, then narrowed to uint8 / uint16 when the values fit (vocab < 65,536);
-- scalar columns (label, example_index, ...): one (N,) array, int64 or float64 (exact for Python values);
-- fixed-length float lists (multi-label targets): one (N, K) float64 array.
-A feature with any other value (strings, nested lists) cannot be stored: `StoreWriter.append` raises
-UnstorableFeature and the caller keeps its features in memory.
+A feature (one dict per window, as a task's features_batch makes it) is stored column by column, each column
+in the form its values take (bertkit.data.feature_columns): token ids and other int lists as one flat array
+plus offsets, narrowed to uint8 / uint16 when the values fit (vocab < 65,536); scalars as (N,) arrays; QA's
+character offsets as rows of two; multiple choice's per-choice ids as lists of lists.
+A feature with any other value cannot be stored: `StoreWriter.append` raises UnstorableFeature and the caller
+keeps its features in memory.
 
-Reading a store gives back the same dicts (lists and Python numbers, equal to what was written), one at a time,
-so a training loop streams batches from the page cache with bounded memory.
+Reading a store gives back the same dicts (lists, tuples, bools and other Python numbers, equal in value and
+type to what was written), one at a time, so a training loop streams batches from the page cache with bounded memory.
 
 FeatureCache keys a store by everything that decides its contents (the data, the tokenizer's files, the task and
 its options), builds it once (atomically: written aside, then renamed) and hands the same store to later runs
@@ -33,32 +32,22 @@ from typing import Any
 
 import numpy as np
 
+from bertkit.data.feature_columns import (
+    KINDS,
+    LISTS,
+    TWO_LEVEL,
+    Encoded,
+    UnstorableFeature,
+    column_spec,
+    decode,
+    encode,
+)
+
 logger = logging.getLogger(__name__)
 
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2  # 2: every task family's columns (1: classification's only)
 META = "meta.json"
 _BLOCK = 1 << 22  # elements copied at a time when narrowing a column (bounded memory)
-
-
-class UnstorableFeature(ValueError):
-    """A feature value that has no compact column form (a string, a list of lists, ...)."""
-
-
-def _kind(key: str, value: Any) -> str:
-    if isinstance(value, bool | np.bool_):
-        return "int"
-    if isinstance(value, int | np.integer):
-        return "int"
-    if isinstance(value, float | np.floating):
-        return "float"
-    if isinstance(value, list | tuple | np.ndarray):
-        if all(isinstance(v, int | np.integer) and not isinstance(v, bool) for v in value):
-            return "ragged"
-        if all(isinstance(v, float | int) and not isinstance(v, bool) for v in value):
-            return "floats"
-    raise UnstorableFeature(
-        f"feature column {key!r} holds a {type(value).__name__} ({value!r:.60}), which has no compact column form"
-    )
 
 
 class StoreWriter:
@@ -68,10 +57,10 @@ class StoreWriter:
         self.folder = Path(folder)
         self.folder.mkdir(parents=True, exist_ok=True)
         self.count = 0
-        self.kinds: dict[str, str] = {}  # column -> ragged | int | float | floats
-        self.widths: dict[str, int] = {}  # floats column -> K
-        self.ranges: dict[str, tuple[int, int]] = {}  # ragged column -> (min, max)
-        self.totals: dict[str, int] = {}  # ragged column -> values written
+        self.specs: dict[str, dict[str, Any]] = {}  # column -> {"kind": ..., "width" / "elem": ...}
+        self.ranges: dict[str, tuple[int, int]] = {}  # integer list column -> (min, max)
+        self.totals: dict[str, int] = {}  # list column -> values written
+        self.items: dict[str, int] = {}  # nested column -> lists written
         self._files: dict[str, Any] = {}
 
     def _file(self, name: str) -> Any:
@@ -83,66 +72,65 @@ class StoreWriter:
         """Add features (every one must have the same keys as the first ever appended)."""
         if not features:
             return
-        if not self.kinds:
-            self.kinds = {k: _kind(k, v) for k, v in features[0].items()}
-            for k, kind in self.kinds.items():
-                if kind == "floats":
-                    self.widths[k] = len(features[0][k])
-                if kind == "ragged":
-                    self.totals[k] = 0
-        if any(f.keys() != self.kinds.keys() for f in features):
-            odd = sorted({k for f in features for k in f} ^ set(self.kinds))
+        if not self.specs:
+            self.specs = {k: column_spec(k, [f.get(k) for f in features]) for k in features[0]}
+            self.totals = {k: 0 for k, spec in self.specs.items() if spec["kind"] in LISTS}
+            self.items = {k: 0 for k, spec in self.specs.items() if spec["kind"] in TWO_LEVEL}
+        if any(f.keys() != self.specs.keys() for f in features):
+            odd = sorted({k for f in features for k in f} ^ set(self.specs))
             raise UnstorableFeature(f"features differ in their columns ({', '.join(odd)})")
-        for key, kind in self.kinds.items():
-            self._write(key, kind, [f[key] for f in features])
+        for key, spec in list(self.specs.items()):
+            values = [f[key] for f in features]
+            if spec["kind"] == "ragged" and not self.totals[key] and any(map(len, values)):
+                spec = self._redecide(key, values)  # only empty lists so far: their kind is known now
+            self._write(key, spec, encode(key, spec, values))
         self.count += len(features)
 
-    def _write(self, key: str, kind: str, values: list[Any]) -> None:
-        if kind == "ragged":
-            lengths = np.fromiter((len(v) for v in values), dtype=np.int64, count=len(values))
-            flat = np.fromiter((x for v in values for x in v), dtype=np.int64, count=int(lengths.sum()))
-            if flat.size:
-                lo, hi = int(flat.min()), int(flat.max())
-                if lo < np.iinfo(np.int32).min or hi > np.iinfo(np.int32).max:
-                    raise UnstorableFeature(f"column {key!r} has values outside int32")
-                old = self.ranges.get(key, (lo, hi))
-                self.ranges[key] = (min(old[0], lo), max(old[1], hi))
-            self._file(key).write(flat.astype(np.int32).tobytes())
-            self._file(f"{key}.lengths").write(lengths.tobytes())
-            self.totals[key] += int(flat.size)
-        elif kind == "floats":
-            width = self.widths[key]
-            if any(not isinstance(v, list | tuple | np.ndarray) or len(v) != width for v in values):
-                raise UnstorableFeature(f"column {key!r} holds lists of different lengths")
-            self._file(key).write(np.asarray(values, dtype=np.float64).reshape(len(values), width).tobytes())
-        else:
-            if any(_kind(key, v) != kind for v in values):
-                if kind == "float" and all(_kind(key, v) in ("int", "float") for v in values):
-                    pass  # ints in a float column are stored exactly as floats
-                else:
-                    raise UnstorableFeature(f"column {key!r} mixes value types")
-            dtype = np.int64 if kind == "int" else np.float64
-            self._file(key).write(np.asarray(values, dtype=dtype).tobytes())
+    def _redecide(self, key: str, values: list[Any]) -> dict[str, Any]:
+        """The kind of a list column that held only empty lists until this chunk (its files fit any list kind)."""
+        spec = column_spec(key, values)
+        if spec["kind"] not in LISTS:
+            raise UnstorableFeature(f"column {key!r} holds lists of different lengths")
+        self.specs[key] = spec
+        if spec["kind"] in TWO_LEVEL:
+            self.items[key] = 0
+        return spec
+
+    def _write(self, key: str, spec: dict[str, Any], chunk: Encoded) -> None:
+        values = chunk.values
+        if spec["kind"] not in LISTS:
+            self._file(key).write(values.tobytes())
+            return
+        if values.size:
+            lo, hi = int(values.min()), int(values.max())
+            old = self.ranges.get(key, (lo, hi))
+            self.ranges[key] = (min(old[0], lo), max(old[1], hi))
+        values = values.astype(np.int32)
+        self._file(key).write(values.tobytes())
+        self._file(f"{key}.lengths").write(chunk.counts.tobytes())  # type: ignore[union-attr]
+        self.totals[key] += int(values.size)
+        if chunk.inner is not None:
+            self._file(f"{key}.inner").write(chunk.inner.tobytes())
+            self.items[key] += int(chunk.inner.size)
 
     def finish(self, extra: dict[str, Any] | None = None) -> dict[str, Any]:
-        """Close the files, narrow ragged int columns, write meta.json; returns the meta."""
+        """Close the files, narrow integer list columns, write meta.json; returns the meta."""
         for f in self._files.values():
             f.close()
         columns: dict[str, dict[str, Any]] = {}
-        for key, kind in self.kinds.items():
-            if kind == "ragged":
-                lengths = np.fromfile(self.folder / f"{key}.lengths.tmp", dtype=np.int64)
-                offsets = np.zeros(self.count + 1, dtype=np.int64)
-                np.cumsum(lengths, out=offsets[1:])
-                np.save(self.folder / f"{key}.offsets.npy", offsets)
-                (self.folder / f"{key}.lengths.tmp").unlink()
-                dtype = _narrowest(*self.ranges.get(key, (0, 0)))
-                _narrow(self.folder / f"{key}.tmp", self.folder / f"{key}.bin", self.totals[key], dtype)
-                columns[key] = {"kind": kind, "dtype": np.dtype(dtype).name, "size": self.totals[key]}
-            else:
-                dtype = np.int64 if kind == "int" else np.float64
+        for key, spec in self.specs.items():
+            kind = spec["kind"]
+            if kind not in LISTS:
+                dtype = np.float64 if kind in ("float", "floats") else np.int64
                 os.replace(self.folder / f"{key}.tmp", self.folder / f"{key}.bin")
-                columns[key] = {"kind": kind, "dtype": np.dtype(dtype).name, "width": self.widths.get(key)}
+                columns[key] = {**spec, "dtype": np.dtype(dtype).name}
+                continue
+            _offsets(self.folder / f"{key}.lengths.tmp", self.folder / f"{key}.offsets.npy", self.count)
+            if kind in TWO_LEVEL:
+                _offsets(self.folder / f"{key}.inner.tmp", self.folder / f"{key}.inner.npy", self.items[key])
+            dtype = _narrowest(*self.ranges.get(key, (0, 0)))
+            _narrow(self.folder / f"{key}.tmp", self.folder / f"{key}.bin", self.totals[key], dtype)
+            columns[key] = {**spec, "dtype": np.dtype(dtype).name, "size": self.totals[key]}
         meta = {"format_version": FORMAT_VERSION, "count": self.count, "columns": columns, **(extra or {})}
         (self.folder / META).write_text(json.dumps(meta, indent=1, sort_keys=True) + "\n", encoding="utf-8")
         return meta
@@ -150,6 +138,15 @@ class StoreWriter:
     def abort(self) -> None:
         for f in self._files.values():
             f.close()
+
+
+def _offsets(lengths_file: Path, target: Path, count: int) -> None:
+    """int64 lengths, written a chunk at a time -> offsets (count + 1) in an .npy file."""
+    lengths = np.fromfile(lengths_file, dtype=np.int64)
+    offsets = np.zeros(count + 1, dtype=np.int64)
+    np.cumsum(lengths, out=offsets[1:])
+    np.save(target, offsets)
+    lengths_file.unlink()
 
 
 def _narrowest(lo: int, hi: int) -> type:
@@ -185,18 +182,22 @@ class FeatureStore(Sequence[dict[str, Any]]):
             raise ValueError(f"{meta_path}: feature store format {self.meta.get('format_version')}, "
                              f"this bertkit reads {FORMAT_VERSION}; delete the folder to rebuild it")  # fmt: skip
         self.count: int = self.meta["count"]
-        self._columns: dict[str, tuple[str, np.ndarray, np.ndarray | None]] = {}
+        self._columns: dict[str, tuple[dict[str, Any], np.ndarray, np.ndarray | None, np.ndarray | None]] = {}
         for key, info in self.meta["columns"].items():
-            dtype = np.dtype(info["dtype"])
-            if info["kind"] == "ragged":
+            dtype, kind = np.dtype(info["dtype"]), info["kind"]
+            if kind not in KINDS:
+                raise ValueError(f"{meta_path}: column {key!r} has kind {kind!r}, unknown to this bertkit")
+            offsets = inner = None
+            if kind in LISTS:
                 offsets = np.load(self.folder / f"{key}.offsets.npy", mmap_mode="r")
                 values = _map(self.folder / f"{key}.bin", dtype, (info["size"],))
-                self._columns[key] = ("ragged", values, offsets)
-            elif info["kind"] == "floats":
+            elif kind == "floats":
                 values = _map(self.folder / f"{key}.bin", dtype, (self.count, info["width"]))
-                self._columns[key] = ("floats", values, None)
             else:
-                self._columns[key] = (info["kind"], _map(self.folder / f"{key}.bin", dtype, (self.count,)), None)
+                values = _map(self.folder / f"{key}.bin", dtype, (self.count,))
+            if kind in TWO_LEVEL:
+                inner = np.load(self.folder / f"{key}.inner.npy", mmap_mode="r")
+            self._columns[key] = (info, values, offsets, inner)
 
     def __len__(self) -> int:
         return self.count
@@ -205,14 +206,7 @@ class FeatureStore(Sequence[dict[str, Any]]):
         if not -self.count <= i < self.count:
             raise IndexError(f"feature {i} of {self.count}")
         i %= self.count
-        out: dict[str, Any] = {}
-        for key, (kind, values, offsets) in self._columns.items():
-            if kind == "ragged":
-                assert offsets is not None
-                out[key] = values[offsets[i] : offsets[i + 1]].tolist()
-            else:
-                out[key] = values[i].tolist()
-        return out
+        return {key: decode(spec, values, offsets, inner, i) for key, (spec, values, offsets, inner) in self._columns.items()}  # fmt: skip
 
     def __iter__(self) -> Iterator[dict[str, Any]]:
         for i in range(self.count):
@@ -223,18 +217,18 @@ class FeatureStore(Sequence[dict[str, Any]]):
         return list(self._columns)
 
     def lengths(self, column: str = "input_ids") -> np.ndarray:
-        """(N,) lengths of a ragged column, without reading the values."""
-        kind, _, offsets = self._columns[column]
-        if kind != "ragged" or offsets is None:
+        """(N,) len() of each feature's list in a list column, without reading the values."""
+        _, _, offsets, _ = self._columns[column]
+        if offsets is None:
             raise ValueError(f"column {column!r} is not a list column")
         return np.diff(offsets)
 
     def column(self, name: str) -> np.ndarray:
         """The memory-mapped array of a scalar or fixed-width column ((N,) or (N, K))."""
-        kind, values, _ = self._columns[name]
-        if kind == "ragged":
-            raise ValueError(f"column {name!r} is ragged; index the store instead")
-        return values
+        spec, values, offsets, _ = self._columns[name]
+        if offsets is not None:
+            raise ValueError(f"column {name!r} holds lists; index the store instead")
+        return values.astype(bool) if spec.get("elem") == "bool" else values
 
     def nbytes(self) -> int:
         """Bytes on disk (what a full pass pulls through the page cache)."""

@@ -48,7 +48,7 @@ class TrainConfig:
     progress: bool = True
     resume: bool = True  # continue from output_dir/checkpoints when one is there
     # tokenized features on disk, reused by later runs and every seed: "auto" (~/.cache/bertkit/features), a
-    # folder, or "off" (lists in memory); families whose features have no compact form stay in memory
+    # folder, or "off" (lists in memory); features with no compact form (a custom task's strings) stay in memory
     feature_cache: str = "auto"
 
     def __post_init__(self) -> None:
