@@ -3,7 +3,7 @@ into the cache; cached run: open it), for 100k / 1M / 2M synthetic classificatio
 
 Usage: python bench/bench_memory.py [--sizes 100000,1000000,2000000] [--lists-up-to 100000]
                                     [--max-seq-length 128] [--vocab FILE] [--work-dir DIR] [--train-size 2000000]
-                                    [--eval-size 1000000] [--squad FILE [--squad-length 384]]
+                                    [--eval-size 1000000] [--squad FILE [--squad-length 384] [--squad-repeat 8]]
 
 Every measurement runs in a fresh process (its own peak RSS, ru_maxrss), reading the same TSV through the same
 validation (bertkit.training.experiment.load_data), then:
@@ -18,9 +18,10 @@ few steps, featurizing through the store, and reports its peak RSS (the issue's 
 streamed from the store, and from the store keeping one prediction dict per example (as the final evaluation
 of `bertkit train` does, for its confusion matrix).
 Text: words drawn from the vocab's whole words (5-40 per text), label from the first word's parity.
-With --squad (SQuAD v1.1 dev: 10,570 questions, near the issue's 8,500 at length 384), the same three sides
-featurize that file as `bertkit train --task squad` does (windows with their character offsets), then
-`bertkit train`'s library path runs 20 steps of a tiny model with the features as lists and from the store.
+With --squad FILE (SQuAD v1.1 dev: 10,570 questions; --squad-repeat 8 writes its articles 8 times, with new
+question ids, for a SQuAD-train-sized 84,560), the same three sides featurize it as `bertkit train --task squad`
+does (windows with their character offsets), then `bertkit train`'s library path runs 20 steps of a tiny model
+with the features as lists and from the store.
 """
 
 from __future__ import annotations
@@ -190,6 +191,7 @@ def main() -> None:
     p.add_argument("--squad", type=Path, help="also measure this SQuAD-format JSON (e.g. ../shared/data/squad/"
                    "dev-v1.1.json): features and a 20-step training run, lists vs store")  # fmt: skip
     p.add_argument("--squad-length", type=int, default=384, help="max_seq_length of the SQuAD rows")
+    p.add_argument("--squad-repeat", type=int, default=1, help="the SQuAD file's articles this many times")
     p.add_argument("--vocab", type=Path, default=DEFAULT_VOCAB)
     p.add_argument("--work-dir", type=Path, help="keep data and caches here (default: a temporary folder)")
     p.add_argument("--child", help=argparse.SUPPRESS)
@@ -206,7 +208,7 @@ def main() -> None:
     header = f"{'examples':>9} {'side':<7} {'tokens':>11} {'read s':>7} {'tokenize s':>10} {'peak RSS MB':>11}" \
              f" {'features MB':>11} {'B/token':>8}"  # fmt: skip
     print(header)
-    for size in [int(s) for s in args.sizes.split(",")]:
+    for size in [int(s) for s in args.sizes.split(",") if s]:  # --sizes "": the SQuAD rows alone
         data = work / f"train-{size}.tsv"
         if not data.is_file():
             make_data(data, size, args.vocab)
@@ -256,10 +258,16 @@ def squad_rows(work: Path, args: argparse.Namespace, header: str) -> None:
     """The issue's QA case: features of a SQuAD file at --squad-length, then 20 training steps, lists vs store."""
     args.max_seq_length = args.squad_length
     data, cache = work / "squad.json", work / "cache-squad"
-    shutil.copy(args.squad, data)
+    doc = json.loads(args.squad.read_text(encoding="utf-8"))
+    articles = []
+    for k in range(args.squad_repeat):
+        for article in doc["data"]:
+            paragraphs = [{**p, "qas": [{**q, "id": f"{q['id']}-{k}"} for q in p["qas"]]} for p in article["paragraphs"]]
+            articles.append({**article, "paragraphs": paragraphs})
+    data.write_text(json.dumps({"version": doc.get("version", ""), "data": articles}), encoding="utf-8")
     shutil.rmtree(cache, ignore_errors=True)
     model = tiny_model(work / f"tiny-model-{args.squad_length}", args.vocab, max(128, args.squad_length))
-    print(f"\nSQuAD {args.squad} at max_seq_length {args.squad_length}")
+    print(f"\nSQuAD {args.squad} (articles x{args.squad_repeat}) at max_seq_length {args.squad_length}")
     print(header.replace("examples", "question"))
     rows = {}
     for side in ("lists", "store", "cached"):

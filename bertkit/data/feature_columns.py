@@ -17,6 +17,7 @@ caller keeps its features in memory.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from itertools import chain
 from typing import Any
 
 import numpy as np
@@ -79,8 +80,9 @@ class Encoded:
     inner: np.ndarray | None = None  # (items,) int64: nested
 
 
-def _ints(key: str, flat: list[Any], elem: str = "int") -> np.ndarray:
-    types = set(map(type, flat))
+def _ints(key: str, lists: list[Any], elem: str = "int") -> np.ndarray:
+    """The ints (or bools) of a list of lists, flat, as int64; checked first (np.fromiter would cast 2.5 to 2)."""
+    types = set(map(type, chain.from_iterable(lists)))
     if elem == "bool":
         fits = all(issubclass(t, bool | np.bool_) for t in types)
     else:
@@ -89,7 +91,7 @@ def _ints(key: str, flat: list[Any], elem: str = "int") -> np.ndarray:
         raise UnstorableFeature(
             f"column {key!r} mixes value types ({', '.join(sorted(t.__name__ for t in types))})"
         )
-    array = np.asarray(flat, dtype=np.int64) if flat else np.zeros(0, np.int64)
+    array = np.fromiter(chain.from_iterable(lists), dtype=np.int64, count=sum(map(len, lists)))
     if array.size and (array.min() < np.iinfo(np.int32).min or array.max() > np.iinfo(np.int32).max):
         raise UnstorableFeature(f"column {key!r} has values outside int32")
     return array
@@ -119,17 +121,17 @@ def encode(key: str, spec: dict[str, Any], values: list[Any]) -> Encoded:
         return Encoded(np.asarray(values, dtype=np.float64).reshape(len(values), width))
     _lists(key, values, kind)
     counts = np.fromiter(map(len, values), dtype=np.int64, count=len(values))
-    items = [x for v in values for x in v]
     if kind == "ragged":
-        return Encoded(_ints(key, items, spec.get("elem", "int")), counts)
+        return Encoded(_ints(key, values, spec.get("elem", "int")), counts)
+    items = list(chain.from_iterable(values))
     if kind == "rows":
         if set(map(type, items)) - {tuple} or set(map(len, items)) - {spec["width"]}:
             raise UnstorableFeature(f"column {key!r} holds rows that are not {spec['width']}-tuples")
-        return Encoded(_ints(key, [x for row in items for x in row]), counts)
+        return Encoded(_ints(key, items), counts)
     if set(map(type, items)) - {list}:  # nested
         raise UnstorableFeature(f"column {key!r} mixes lists of ints with other values")
     inner = np.fromiter(map(len, items), dtype=np.int64, count=len(items))
-    return Encoded(_ints(key, [x for item in items for x in item]), counts, inner)
+    return Encoded(_ints(key, items), counts, inner)
 
 
 def decode(spec: dict[str, Any], values: np.ndarray, offsets: np.ndarray | None, inner: np.ndarray | None,
