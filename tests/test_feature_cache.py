@@ -182,3 +182,10 @@ def test_every_family_trains_from_the_store_as_from_lists(
     assert {"f1", "accuracy"} & stored.keys()
     a, b = load_file(tmp_path / "cached" / "model.safetensors"), load_file(tmp_path / "lists" / "model.safetensors")
     assert a.keys() == b.keys() and all(a[k].equal(b[k]) for k in a)
+    if family == "squad":  # `bertkit eval` on the same dev file opens the store the training run made
+        monkeypatch.setattr(feature_cache, "feature_chunks", no_tokenizing)
+        report = tmp_path / "eval.json"
+        assert main(["eval", "--model", str(tmp_path / "cached"), "--dev-file", data[data.index("--dev-file") + 1],
+                     "--feature-cache", cache, "--output", str(report)]) == 0  # fmt: skip
+        again = json.loads(report.read_text())
+        assert again["f1"] == pytest.approx(stored["f1"]) and again["total"] == stored["total"]

@@ -28,9 +28,13 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
                    help="fp32 (default); bf16: bf16 weights where the CPU has native bf16, else "
                    "autocast; fp16: CUDA")  # fmt: skip
     p.add_argument("--output", help="also write the metrics JSON here")
+    p.add_argument("--feature-cache", default="auto", help="read the features from this cache (the store a "
+                   "training run made for the same data, tokenizer and options, or a new one) and stream them: "
+                   "'auto' (default: ~/.cache/bertkit/features), a folder, or 'off' (lists in memory)")  # fmt: skip
 
 
 def run(args: argparse.Namespace) -> int:
+    from bertkit.feature_cache import featurize_stored
     from bertkit.inference.predictor import Predictor
     from bertkit.prepare import bf16_weights_prepared
     from bertkit.training.config import TrainConfig
@@ -63,9 +67,10 @@ def run(args: argparse.Namespace) -> int:
     config = TrainConfig(
         max_seq_length=predictor.max_seq_length, eval_batch_size=args.batch_size, precision=precision
     )
-    metrics, _ = evaluate(
-        predictor.task, predictor.model, predictor.tokenizer, data.dev, config, keep_predictions=False
-    )
+    features = featurize_stored(predictor.task, data.dev, predictor.tokenizer, config.max_seq_length,
+                                args.feature_cache)  # fmt: skip
+    metrics, _ = evaluate(predictor.task, predictor.model, predictor.tokenizer, data.dev, config,
+                          features=features, keep_predictions=False)  # fmt: skip
     text = json.dumps(metrics, indent=2)
     print(text)
     if args.output:

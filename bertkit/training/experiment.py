@@ -17,7 +17,8 @@ from typing import Any
 from bertkit import runtime as rt_mod
 from bertkit.data.readers import READERS
 from bertkit.data.validate import handle_rejects, split_valid
-from bertkit.engine import featurize, predict
+from bertkit.engine import predict
+from bertkit.feature_cache import featurize_stored
 from bertkit.tasks import FAMILIES, PRESETS, build_task, fields_for, get_preset, read_split, split_file
 from bertkit.tasks.base import Task, UnknownLabel
 from bertkit.tokenization import Tokenizer
@@ -192,16 +193,17 @@ def run_once(spec: DataSpec, data: Data, model_name: str, config: TrainConfig, o
             model, _ = data.task.build_model(str(output_dir), from_finetuned=True)
             model.to(runtime.device)
             tokenizer = Tokenizer.from_pretrained(output_dir)
-            if do_eval and data.dev and runtime.is_main:
+            if do_eval and data.dev and runtime.is_main:  # rank 0 alone: no runtime, so no barrier
+                dev = featurize_stored(data.task, data.dev, tokenizer, config.max_seq_length, config.feature_cache)
                 metrics, _ = evaluate(
-                    data.task, model, tokenizer, data.dev, config, runtime, keep_predictions=False
+                    data.task, model, tokenizer, data.dev, config, runtime, dev, keep_predictions=False
                 )
         if do_predict and runtime.is_main:
             if not data.test:
                 raise FileNotFoundError(
                     "--do-predict needs test data: a preset test file in --data-dir, or --test-file"
                 )
-            feats = featurize(data.task, data.test, tokenizer, config.max_seq_length)
+            feats = featurize_stored(data.task, data.test, tokenizer, config.max_seq_length, config.feature_cache)
             predictions = predict(
                 data.task, model, data.test, feats, config.eval_batch_size, runtime.device, runtime.autocast
             )
