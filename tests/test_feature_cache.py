@@ -155,7 +155,8 @@ def test_every_family_trains_from_the_store_as_from_lists(
                 "--max-eval-examples", "100", "--max-seq-length", "48"]  # fmt: skip
     else:
         data = ["--task", "conll2003", "--data-dir", str(data_dir / "conll2003"), "--max-train-examples", "200",
-                "--max-eval-examples", "100", "--max-seq-length", "24", "--task-options", '{"window_stride": 8}']  # fmt: skip
+                "--max-eval-examples", "100", "--max-seq-length", "24",
+                "--task-options", '{"window_stride": 8}']  # fmt: skip
 
     def run(out: str, cache: str) -> dict:
         argv = ["train", *data, "--model", str(model), "--output-dir", str(tmp_path / out), "--batch-size", "16",

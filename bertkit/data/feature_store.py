@@ -206,7 +206,7 @@ class FeatureStore(Sequence[dict[str, Any]]):
         if not -self.count <= i < self.count:
             raise IndexError(f"feature {i} of {self.count}")
         i %= self.count
-        return {key: decode(spec, values, offsets, inner, i) for key, (spec, values, offsets, inner) in self._columns.items()}  # fmt: skip
+        return {key: decode(*column, i) for key, column in self._columns.items()}
 
     def __iter__(self) -> Iterator[dict[str, Any]]:
         for i in range(self.count):

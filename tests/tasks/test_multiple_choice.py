@@ -124,8 +124,9 @@ def test_socialiqa_minilm_beats_chance_by_far(tmp_path, data_dir, train_precisio
 
     out = tmp_path / "siqa"
     code = main(["train", "--task", "socialiqa", "--data-dir", str(data_dir / "socialiqa"), "--output-dir", str(out),
-                 "--max-train-examples", str(SIQA_TRAIN[train_precision]), "--max-seq-length", "64", "--batch-size", "16",
-                 "--lr", "1e-4", "--epochs", "1", "--precision", train_precision, "--seed", "0", "--no-progress"])  # fmt: skip
+                 "--max-train-examples", str(SIQA_TRAIN[train_precision]), "--max-seq-length", "64",
+                 "--batch-size", "16", "--lr", "1e-4", "--epochs", "1", "--precision", train_precision, "--seed", "0",
+                 "--no-progress"])  # fmt: skip
     assert code == 0
     metrics = json.loads((out / "metrics.json").read_text())
     print(f"Social IQa dev accuracy {metrics['accuracy']:.4f} ({metrics['total']} questions)")
