@@ -109,4 +109,8 @@ def cached_featurize(
     except UnstorableFeature as err:
         logger.info("features of task %s stay in memory: %s", task.name, err)
         return None
+    except OSError as err:  # a read-only home, a full disk, a file where the folder should be
+        logger.warning("the feature cache %s cannot be used (%s); the features stay in memory. Pass "
+                       "--feature-cache DIR (a writable folder) or --feature-cache off", cache_dir, err)  # fmt: skip
+        return None
     return store

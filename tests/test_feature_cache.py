@@ -190,3 +190,20 @@ def test_every_family_trains_from_the_store_as_from_lists(
                      "--feature-cache", cache, "--output", str(report)]) == 0  # fmt: skip
         again = json.loads(report.read_text())
         assert again["f1"] == pytest.approx(stored["f1"]) and again["total"] == stored["total"]
+
+
+def test_an_unusable_cache_folder_leaves_the_features_in_memory_with_a_warning(
+    model_dir: Path, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    from bertkit.tasks.classification import ClassificationTask
+    from bertkit.tokenization import Tokenizer
+
+    blocker = tmp_path / "not-a-folder"
+    blocker.write_text("a file where the cache folder's parent should be")
+    examples = tiny.toy_examples(20, 0)
+    task, tok = ClassificationTask(labels=("neg", "pos")), Tokenizer.from_pretrained(model_dir)
+    with caplog.at_level(logging.WARNING, logger="bertkit.feature_cache"):
+        features = feature_cache.featurize_stored(task, examples, tok, 16, str(blocker / "cache"))
+    assert isinstance(features, list) and features == feature_cache.featurize(task, examples, tok, 16)
+    (record,) = [r for r in caplog.records if "cannot be used" in r.getMessage()]
+    assert str(blocker / "cache") in record.getMessage() and "--feature-cache off" in record.getMessage()
