@@ -216,10 +216,8 @@ def main() -> None:
         shutil.rmtree(cache, ignore_errors=True)
         rows = {}
         for side in (["lists"] if size <= args.lists_up_to else []) + ["store", "cached"]:
-            r = rows[side] = spawn(side, data, cache, args)
-            grown = r["peak_rss_mb"] - r["rss_after_read_mb"]
-            print(f"{size:>9,} {side:<7} {r['tokens']:>11,} {r['read_s']:>7.1f} {r['featurize_s']:>10.2f} "
-                  f"{r['peak_rss_mb']:>11,.0f} {grown:>11,.0f} {grown * 2**20 / r['tokens']:>8.1f}", flush=True)  # fmt: skip
+            rows[side] = spawn(side, data, cache, args)
+            feature_row(side, rows[side])
         if "lists" in rows:
             lists, store = rows["lists"], rows["store"]
             print(f"{'':>9} ratio   lists/store peak RSS {lists['peak_rss_mb'] / store['peak_rss_mb']:.2f}x, "
@@ -254,9 +252,16 @@ def main() -> None:
         shutil.rmtree(work, ignore_errors=True)
 
 
+def feature_row(side: str, r: dict) -> None:
+    """One row of a features table: a child's examples, tokens, times, peak RSS and what featurizing added."""
+    grown = r["peak_rss_mb"] - r["rss_after_read_mb"]
+    print(f"{r['examples']:>9,} {side:<7} {r['tokens']:>11,} {r['read_s']:>7.1f} {r['featurize_s']:>10.2f} "
+          f"{r['peak_rss_mb']:>11,.0f} {grown:>11,.0f} {grown * 2**20 / r['tokens']:>8.1f}", flush=True)  # fmt: skip
+
+
 def squad_rows(work: Path, args: argparse.Namespace, header: str) -> None:
     """The issue's QA case: features of a SQuAD file at --squad-length, then 20 training steps, lists vs store."""
-    args.max_seq_length = args.squad_length
+    args = argparse.Namespace(**{**vars(args), "max_seq_length": args.squad_length})  # the children's length
     data, cache = work / "squad.json", work / "cache-squad"
     doc = json.loads(args.squad.read_text(encoding="utf-8"))
     articles = []
@@ -271,10 +276,8 @@ def squad_rows(work: Path, args: argparse.Namespace, header: str) -> None:
     print(header.replace("examples", "question"))
     rows = {}
     for side in ("lists", "store", "cached"):
-        r = rows[side] = spawn(side, data, cache, args)
-        grown = r["peak_rss_mb"] - r["rss_after_read_mb"]
-        print(f"{r['examples']:>9,} {side:<7} {r['tokens']:>11,} {r['read_s']:>7.1f} {r['featurize_s']:>10.2f} "
-              f"{r['peak_rss_mb']:>11,.0f} {grown:>11,.0f} {grown * 2**20 / r['tokens']:>8.1f}", flush=True)  # fmt: skip
+        rows[side] = spawn(side, data, cache, args)
+        feature_row(side, rows[side])
     peaks = {}
     for side, mode in (("lists", "train-lists"), ("store (cached)", "train")):
         r = spawn(mode, data, cache, args, model)

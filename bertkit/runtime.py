@@ -28,7 +28,8 @@ _BF16_EMULATION_WARNED = False  # check_precision warns once per process where t
 # then new memory on every forward, each page faulted in and zeroed by the kernel: on the AVX2 VM of 2026-12-04,
 # ~2 us per 4 KiB page, ~350,000 faults per encode of SST-2 dev at the default token budget, and encode ran
 # 1.16x faster with the blocks kept (bench/bench_encode.py, bench/results/encode-avx2-malloc.log). Training
-# steps stay under the thresholds (no faults).
+# steps too (a dense embedding gradient alone is 47 MB for MiniLM): 1.07x MiniLM, 1.09x BERT-base at batch
+# 32 x 128, at the cost of a higher peak RSS over a long run (bench/bench_train_malloc.py, README).
 KEEP_FREED_BYTES = 1 << 30
 _M_TRIM_THRESHOLD, _M_MMAP_THRESHOLD = -1, -3  # glibc's <malloc.h>
 _MALLOC_ENV = ("MALLOC_MMAP_THRESHOLD_", "MALLOC_TRIM_THRESHOLD_", "MALLOC_TOP_PAD_", "MALLOC_MMAP_MAX_")

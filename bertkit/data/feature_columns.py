@@ -39,6 +39,11 @@ def _is_bool(value: Any) -> bool:
     return isinstance(value, bool | np.bool_)
 
 
+def _is_number(value: Any) -> bool:
+    """A float column's value: ints in it are stored exactly as floats."""
+    return isinstance(value, float | int | np.floating | np.integer) and not _is_bool(value)
+
+
 def column_spec(key: str, values: list[Any]) -> dict[str, Any]:
     """The column kind of key's values in the first chunk (decided by the first non-empty list, if a list).
 
@@ -108,9 +113,7 @@ def encode(key: str, spec: dict[str, Any], values: list[Any]) -> Encoded:
     """The arrays of one chunk of a column, after checking every value fits its spec (else UnstorableFeature)."""
     kind = spec["kind"]
     if kind in ("int", "float"):
-        check = _is_bool if spec.get("elem") == "bool" else _is_int
-        if kind == "float":  # ints in a float column are stored exactly as floats
-            check = lambda v: isinstance(v, float | int | np.floating | np.integer) and not _is_bool(v)  # noqa: E731
+        check = _is_number if kind == "float" else _is_bool if spec.get("elem") == "bool" else _is_int
         if not all(map(check, values)):
             raise UnstorableFeature(f"column {key!r} mixes value types")
         return Encoded(np.asarray(values, dtype=np.int64 if kind == "int" else np.float64))
