@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import argparse
-import json
-import sys
+
+from bertkit.inference.predict_file import CHUNK_SIZE
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
@@ -16,6 +16,9 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--input", required=True, help="JSON lines file ('-' reads standard input)")
     p.add_argument("--output", help="write here instead of standard output")
     p.add_argument("--batch-size", type=int, default=64)
+    p.add_argument("--chunk-size", type=int, default=CHUNK_SIZE,
+                   help=f"lines read, predicted and written at a time (default {CHUNK_SIZE}): memory holds one "
+                   "chunk, whatever the size of the input")  # fmt: skip
     p.add_argument("--max-seq-length", type=int, help="default: the length the model was trained with")
     p.add_argument("--device", help="cpu, cuda, ... (default: CUDA when available)")
     p.add_argument("--precision", default="fp32", choices=("fp32", "bf16", "fp16"),
@@ -27,27 +30,16 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from bertkit import runtime as rt_mod
-    from bertkit.inference.predictor import Predictor, read_inputs
-    from bertkit.inference.ranks import predict_ranked
+    from bertkit.inference.predict_file import predict_file
+    from bertkit.inference.predictor import Predictor
 
-    runtime = rt_mod.start(args.device)  # under torchrun: every rank predicts its share of the lines
+    runtime = rt_mod.start(args.device)  # under torchrun: every rank predicts its share of each chunk
     try:
         device = str(runtime.device) if runtime.distributed else args.device
         predictor = Predictor.from_pretrained(args.model, batch_size=args.batch_size, device=device,
                                               max_seq_length=args.max_seq_length, compile=args.compile,
                                               precision=args.precision)  # fmt: skip
-        inputs = read_inputs(args.input)
-        examples = [predictor.examples([obj], source)[0] for source, obj in inputs]
-        predictions = predict_ranked(predictor, examples, runtime)
+        predict_file(predictor, args.input, args.output, runtime, args.chunk_size)
     finally:
         rt_mod.stop(runtime)
-    if predictions is None:  # not rank 0: rank 0 writes every prediction
-        return 0
-    out = open(args.output, "w", encoding="utf-8") if args.output else sys.stdout  # noqa: SIM115
-    try:
-        for prediction in predictions:
-            out.write(json.dumps(prediction, ensure_ascii=False) + "\n")
-    finally:
-        if args.output:
-            out.close()
     return 0

@@ -9,10 +9,11 @@ from __future__ import annotations
 import json
 import logging
 import sys
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
+from bertkit.data.datafile import numbered_lines
 from bertkit.engine import Engine
 from bertkit.prepare import bf16_weights_prepared, prepare_for_inference
 from bertkit.runtime import Runtime, compile_encoder
@@ -57,14 +58,22 @@ class Predictor(Engine):
 
 
 def read_inputs(path: str) -> list[tuple[str, dict]]:
-    """The JSON-lines input of `bertkit predict` (a file or "-" for stdin): (source, object) per non-blank line; a line that is not a JSON object raises with its line number."""
-    stream = sys.stdin if path == "-" else None
-    if stream is None and not Path(path).is_file():
-        raise FileNotFoundError(f"--input {path} does not exist")
-    text = stream.read() if stream is not None else Path(path).read_text(encoding="utf-8")
-    name = "<stdin>" if path == "-" else path
-    out = []
-    for number, line in enumerate(text.splitlines(), start=1):
+    """Every (source, object) of iter_inputs(path), as a list."""
+    return list(iter_inputs(path))
+
+
+def iter_inputs(path: str) -> Iterator[tuple[str, dict]]:
+    """The JSON-lines input of `bertkit predict` (a file, gzipped or not, or "-" for stdin), one line at a time:
+    (source, object) per non-blank line; a line that is not a JSON object raises with its line number."""
+    if path == "-":
+        name, lines = "<stdin>", ((n, line.rstrip("\r\n"), None) for n, line in enumerate(sys.stdin, start=1))
+    else:
+        if not Path(path).is_file():
+            raise FileNotFoundError(f"--input {path} does not exist")
+        name, lines = path, numbered_lines(path, "--input file")
+    for number, line, problem in lines:
+        if problem:
+            raise ValueError(f"{name}:{number}: {problem}")
         if not line.strip():
             continue
         try:
@@ -77,5 +86,4 @@ def read_inputs(path: str) -> list[tuple[str, dict]]:
             obj = {"text": obj}  # a bare JSON string is a text
         if not isinstance(obj, dict):
             raise ValueError(f'{name}:{number}: expected a JSON object like {{"text": ...}}')
-        out.append((f"{name}:{number}", obj))
-    return out
+        yield f"{name}:{number}", obj

@@ -3,7 +3,8 @@ one output in input order, the same file a single process writes.
 
 `torchrun --nproc_per_node 4 -m bertkit.cli.main encode ...` (or `predict`) needs nothing else. Vectors go
 through part files beside the output (ranks must share that folder: one machine, or a shared file system);
-predictions are gathered to rank 0 through the process group.
+predictions are gathered to rank 0 through the process group, a chunk of lines at a time
+(inference.predict_file: each rank takes its share of every chunk).
 """
 
 from __future__ import annotations
@@ -86,8 +87,8 @@ def _join(parts: Sequence[Path], output: Path, rows: int) -> None:
 
 
 def predict_ranked(predictor: Any, examples: Sequence[Any], runtime: Runtime) -> list[dict] | None:
-    """predictor.predict_examples over this rank's share; rank 0 gets every prediction in input order, the
-    other ranks None."""
+    """predictor.predict_examples over this rank's share of `examples` (one chunk of the input); rank 0 gets
+    every prediction in input order, the other ranks None."""
     if not runtime.distributed:
         return predictor.predict_examples(examples)
     import torch.distributed as dist

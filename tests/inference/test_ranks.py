@@ -74,7 +74,7 @@ def test_two_gloo_processes_equal_one_process(tmp_path: Path) -> None:
     texts.write_text("".join(json.dumps({"text": e.text}) + "\n" for e in examples))
     _bertkit("predict", "--model", str(folder), "--input", str(texts), "--output", str(tmp_path / "p1.jsonl"))
     _bertkit("predict", "--model", str(folder), "--input", str(texts), "--output", str(tmp_path / "p2.jsonl"),
-             ranks=2)  # fmt: skip
+             "--chunk-size", "10", ranks=2)  # fmt: skip (4 chunks of 5 + 5 lines per rank, the last 4 + 3)
     p1 = [json.loads(line) for line in (tmp_path / "p1.jsonl").read_text().splitlines()]
     p2 = [json.loads(line) for line in (tmp_path / "p2.jsonl").read_text().splitlines()]
     assert len(p1) == len(p2) == 37
