@@ -3,7 +3,8 @@ into the cache; cached run: open it), for 100k / 1M / 2M synthetic classificatio
 
 Usage: python bench/bench_memory.py [--sizes 100000,1000000,2000000] [--lists-up-to 100000]
                                     [--max-seq-length 128] [--vocab FILE] [--work-dir DIR] [--train-size 2000000]
-                                    [--eval-size 1000000] [--squad FILE [--squad-length 384] [--squad-repeat 8]]
+                                    [--eval-size 1000000] [--predict-size 1000000]
+                                    [--squad FILE [--squad-length 384] [--squad-repeat 8]]
 
 Every measurement runs in a fresh process (its own peak RSS, ru_maxrss), reading the same TSV through the same
 validation (bertkit.training.experiment.load_data), then:
@@ -17,6 +18,9 @@ few steps, featurizing through the store, and reports its peak RSS (the issue's 
 `bertkit train` runs it (scored from arrays, no prediction dict per example) with features as lists and
 streamed from the store, and from the store keeping one prediction dict per example (as the final evaluation
 of `bertkit train` does, for its confusion matrix).
+With --predict-size, two more run `bertkit predict`'s library path over that many JSON lines with the tiny model
+(a random 2-label head): every line read and predicted at once (as bertkit predict did until it streamed) and
+streamed (inference.predict_file, a chunk of lines at a time); the outputs must agree line by line.
 Text: words drawn from the vocab's whole words (5-40 per text), label from the first word's parity.
 With --squad FILE (SQuAD v1.1 dev: 10,570 questions; --squad-repeat 8 writes its articles 8 times, with new
 question ids, for a SQuAD-train-sized 84,560), the same three sides featurize it as `bertkit train --task squad`
@@ -34,6 +38,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 DEFAULT_VOCAB = Path(__file__).resolve().parents[2] / "shared" / "models" / "vocab" / "bert-base-uncased-vocab.txt"
@@ -43,20 +48,25 @@ def peak_mb() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # Linux: KiB
 
 
-def make_data(path: Path, count: int, vocab: Path, seed: int = 0) -> None:
+def synthetic(count: int, vocab: Path, seed: int = 0) -> Iterator[tuple[str, str]]:
+    """(text, label) pairs: 5-40 whole words of the vocab, the label from the first word's parity."""
     import numpy as np
 
     words = [w for w in vocab.read_text(encoding="utf-8").split("\n") if w.isalpha() and w.islower()]
     rng = np.random.default_rng(seed)
     lengths = rng.integers(5, 41, count)
     ids = rng.integers(0, len(words), int(lengths.sum()))
+    start = 0
+    for n in lengths.tolist():
+        row = ids[start : start + n]
+        start += n
+        yield " ".join(words[i] for i in row), ("pos" if row[0] % 2 else "neg")
+
+
+def make_data(path: Path, count: int, vocab: Path, seed: int = 0) -> None:
     with path.open("w", encoding="utf-8") as f:
         f.write("sentence\tlabel\n")
-        start = 0
-        for n in lengths.tolist():
-            row = ids[start : start + n]
-            start += n
-            f.write(" ".join(words[i] for i in row) + ("\tpos\n" if row[0] % 2 else "\tneg\n"))
+        f.writelines(f"{text}\t{label}\n" for text, label in synthetic(count, vocab, seed))
 
 
 def child(mode: str, data: Path, cache: Path, vocab: Path, max_len: int, model: Path | None) -> dict:
@@ -69,6 +79,9 @@ def child(mode: str, data: Path, cache: Path, vocab: Path, max_len: int, model: 
         spec = DataSpec(task="classification", train_file=str(data), fields={"text": "sentence", "label": "label"})
     if mode in ("train", "train-lists"):
         return _train(spec, cache if mode == "train" else None, model, max_len)
+    if mode.startswith("predict-"):
+        assert model is not None
+        return _predict(data, model, mode.removeprefix("predict-"), cache)
     if mode.startswith("eval-"):
         return _evaluate(spec, cache, model, max_len, mode.removeprefix("eval-"))
     start = time.perf_counter()
@@ -140,6 +153,68 @@ def _evaluate(spec, cache: Path, model: Path | None, max_len: int, side: str) ->
             "accuracy": metrics["accuracy"]}  # fmt: skip
 
 
+def _predict(data: Path, model: Path, side: str, output: Path) -> dict:
+    """`bertkit predict`'s library path over every line of `data` into `output`: "whole" reads every line,
+    predicts them in one call and writes them (as bertkit predict did until it streamed), "streamed" is
+    inference.predict_file (a chunk of lines at a time)."""
+    from bertkit.inference.predictor import Predictor, read_inputs
+
+    predictor = Predictor.from_pretrained(model, batch_size=64, device="cpu")
+    baseline = peak_mb()
+    start = time.perf_counter()
+    if side == "whole":
+        examples = [predictor.examples([obj], source)[0] for source, obj in read_inputs(str(data))]
+        with output.open("w", encoding="utf-8") as out:
+            out.writelines(json.dumps(p, ensure_ascii=False) + "\n" for p in predictor.predict_examples(examples))
+    else:
+        from bertkit.inference.predict_file import predict_file
+
+        predict_file(predictor, str(data), str(output))
+    return {"predict_s": time.perf_counter() - start, "rss_before_mb": baseline, "peak_rss_mb": peak_mb()}
+
+
+def classifier(work: Path, vocab: Path, max_len: int) -> Path:
+    """The tiny model with a random 2-label head, saved as `bertkit train` saves a fine-tuned folder."""
+    from bertkit.tasks.classification import ClassificationTask
+    from bertkit.tokenization import Tokenizer
+    from bertkit.training.checkpoint import save_model_folder
+    from bertkit.training.config import TrainConfig
+
+    base = tiny_model(work / "tiny-model", vocab)
+    task = ClassificationTask(labels=["neg", "pos"])
+    model, _ = task.build_model(str(base))
+    folder = work / "tiny-classifier"
+    save_model_folder(folder, model, Tokenizer.from_pretrained(base), task, TrainConfig(max_seq_length=max_len))
+    return folder
+
+
+def predict_rows(work: Path, args: argparse.Namespace) -> None:
+    """`bertkit predict` over --predict-size JSON lines, whole vs streamed: peak RSS, time, equal outputs."""
+    size = args.predict_size
+    data = work / f"predict-{size}.jsonl"
+    if not data.is_file():
+        with data.open("w", encoding="utf-8") as f:
+            f.writelines(json.dumps({"text": text}) + "\n" for text, _ in synthetic(size, args.vocab, seed=1))
+    model = classifier(work, args.vocab, args.max_seq_length)
+    rows, outputs = {}, {}
+    for side in ("whole", "streamed"):
+        outputs[side] = work / f"predictions-{side}.jsonl"
+        r = rows[side] = spawn(f"predict-{side}", data, outputs[side], args, model)
+        print(f"predict {size:,} lines ({side}, tiny model): peak RSS {r['peak_rss_mb']:,.0f} MB, "
+              f"{r['peak_rss_mb'] - r['rss_before_mb']:,.0f} MB over the loaded model; {r['predict_s']:.0f} s, "
+              f"{size / r['predict_s']:,.0f} lines/s", flush=True)  # fmt: skip
+    whole, streamed = rows["whole"], rows["streamed"]
+    gap = 0.0
+    with outputs["whole"].open() as a, outputs["streamed"].open() as b:
+        for count, (x, y) in enumerate(zip(a, b, strict=True), start=1):
+            px, py = json.loads(x), json.loads(y)
+            assert px["label"] == py["label"], f"line {count}: {px} vs {py}"
+            gap = max(gap, *(abs(px["probabilities"][k] - py["probabilities"][k]) for k in px["probabilities"]))
+    print(f"ratio whole/streamed: peak RSS {whole['peak_rss_mb'] / streamed['peak_rss_mb']:.2f}x, time "
+          f"{whole['predict_s'] / streamed['predict_s']:.2f}x; {count:,} labels equal, probabilities within "
+          f"{gap:.1e}", flush=True)  # fmt: skip
+
+
 def spawn(mode: str, data: Path, cache: Path, args: argparse.Namespace, model: Path | None = None) -> dict:
     cmd = [sys.executable, __file__, "--child", mode, "--data", str(data), "--cache", str(cache),
            "--vocab", str(args.vocab), "--max-seq-length", str(args.max_seq_length)]  # fmt: skip
@@ -187,6 +262,8 @@ def main() -> None:
                    "comma-separated; cached reuses the store the size's rows above built")  # fmt: skip
     p.add_argument("--eval-size", type=int, default=0, help="also evaluate this many examples: features as "
                    "lists vs streamed from the store (peak RSS)")  # fmt: skip
+    p.add_argument("--predict-size", type=int, default=0, help="also run bertkit predict over this many JSON "
+                   "lines: every line at once vs streamed a chunk at a time (peak RSS)")  # fmt: skip
     p.add_argument("--max-seq-length", type=int, default=128)
     p.add_argument("--squad", type=Path, help="also measure this SQuAD-format JSON (e.g. ../shared/data/squad/"
                    "dev-v1.1.json): features and a 20-step training run, lists vs store")  # fmt: skip
@@ -207,7 +284,8 @@ def main() -> None:
     print(f"shared machine; data and caches in {work}; max_seq_length {args.max_seq_length}; vocab {args.vocab}")
     header = f"{'examples':>9} {'side':<7} {'tokens':>11} {'read s':>7} {'tokenize s':>10} {'peak RSS MB':>11}" \
              f" {'features MB':>11} {'B/token':>8}"  # fmt: skip
-    print(header)
+    if args.sizes:
+        print(header)
     for size in [int(s) for s in args.sizes.split(",") if s]:  # --sizes "": the SQuAD rows alone
         data = work / f"train-{size}.tsv"
         if not data.is_file():
@@ -246,6 +324,8 @@ def main() -> None:
                   f"{r['peak_rss_mb']:,.0f} MB, {over:,.0f} MB over the examples, model and features; "
                   f"{r['eval_s']:.0f} s; accuracy {r['accuracy']:.4f} (an untrained head: ~0.5, a sanity figure)",
                   flush=True)  # fmt: skip
+    if args.predict_size:
+        predict_rows(work, args)
     if args.squad:
         squad_rows(work, args, header)
     if not args.work_dir:
