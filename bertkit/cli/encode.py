@@ -94,7 +94,8 @@ class EncodeConfig:
 
 def run(args: argparse.Namespace) -> int:
     from bertkit import runtime as rt_mod
-    from bertkit.inference.encode_file import ids_path, read_inputs
+    from bertkit.inference.encode_file import ids_path
+    from bertkit.inference.encode_inputs import open_inputs
     from bertkit.inference.features import FeatureExtractor
     from bertkit.inference.ranks import encode_file_ranked
 
@@ -110,7 +111,7 @@ def run(args: argparse.Namespace) -> int:
         if c.fit_whitening and runtime.distributed:
             raise ValueError("--fit-whitening fits on the whole input in one process: fit it without torchrun, "
                              "then encode under torchrun with --whitening FILE")  # fmt: skip
-        inputs = read_inputs(c.input, c.text, c.text_pair, c.header)
+        inputs = open_inputs(c.input, c.text, c.text_pair, c.header)  # checked now, streamed when encoded
         extractor = FeatureExtractor.from_pretrained(
             c.model, pooling=c.pooling, layers=None if c.tokens else c.layers, normalize=c.normalize,
             whitening=c.whitening, max_length=c.max_length,
@@ -118,13 +119,14 @@ def run(args: argparse.Namespace) -> int:
             max_batch_tokens=c.max_batch_tokens, compile=c.compile, precision=c.precision,
         )  # fmt: skip
         if c.fit_whitening:
-            if inputs.text_pairs is not None:
+            if inputs.has_pairs:
                 raise ValueError("--fit-whitening fits on single texts; fit on a file without text_pair")
             extractor.fit_whitening(
-                inputs.texts, c.whitening_dim, batch_size=c.batch_size, show_progress=c.progress
+                (row[0] for row in inputs.rows()), c.whitening_dim, batch_size=c.batch_size,
+                show_progress=c.progress, total=inputs.count,
             )
             extractor.whitening.save(c.fit_whitening)  # type: ignore[union-attr]
-            print(f"whitening fitted on {len(inputs.texts)} texts -> {c.fit_whitening}")
+            print(f"whitening fitted on {inputs.count} texts -> {c.fit_whitening}")
         token_layers = (c.layers or (-1, -2, -3, -4)) if c.tokens else None
         out = encode_file_ranked(extractor, inputs, c.output, runtime, batch_size=c.batch_size,
                                  token_layers=token_layers, show_progress=c.progress and runtime.is_main)  # fmt: skip
@@ -133,7 +135,7 @@ def run(args: argparse.Namespace) -> int:
     if runtime.is_main:
         what = "token features" if c.tokens else f"{extractor.dim}-dimensional {extractor.pooling.value} vectors"
         ranks = f" ({runtime.world_size} ranks)" if runtime.distributed else ""
-        print(f"wrote {what} for {len(inputs.texts)} rows to {out}{ranks}")
+        print(f"wrote {what} for {inputs.count} rows to {out}{ranks}")
         if out.suffix == ".npy":
             print(f"row ids: {ids_path(out)}")
     return 0

@@ -242,9 +242,10 @@ class FeatureExtractor:
         *,
         batch_size: int | None = None,
         show_progress: bool = False,
+        total: int | None = None,
     ) -> Whitening:
         """Fit whitening on the raw pooled vectors of a corpus, apply it from now on, and return it."""
-        raw = np.concatenate(list(self._iter(texts, None, batch_size, 10_000, show_progress, post=False)))
+        raw = np.concatenate(list(self._iter(texts, None, batch_size, 10_000, show_progress, False, total)))
         whitening = fit_whitening(raw, dim)
         self.whitening = whitening
         return whitening
@@ -292,9 +293,11 @@ class FeatureExtractor:
         batch_size: int | None = None,
         chunk_size: int = 10_000,
         show_progress: bool = False,
+        total: int | None = None,
     ) -> Iterator[np.ndarray]:
-        """Stream a large input: yields (n, D) arrays for consecutive chunks of up to chunk_size texts, in order."""
-        return self._iter(texts, text_pairs, batch_size, chunk_size, show_progress, post=True)
+        """Stream a large input: yields (n, D) arrays for consecutive chunks of up to chunk_size texts, in order.
+        total: the number of texts, for the progress bar, when texts is an iterator."""
+        return self._iter(texts, text_pairs, batch_size, chunk_size, show_progress, post=True, total=total)
 
     def _iter(
         self,
@@ -304,8 +307,9 @@ class FeatureExtractor:
         chunk_size: int,
         show_progress: bool,
         post: bool,
+        total: int | None = None,
     ) -> Iterator[np.ndarray]:
-        total = len(texts) if isinstance(texts, Sequence) else None
+        total = len(texts) if isinstance(texts, Sequence) else total
         with tqdm(total=total, unit="text", disable=not show_progress, desc="encode") as bar:
             for chunk, pairs in _chunks(texts, text_pairs, chunk_size):
                 yield self._encode_chunk(chunk, pairs, batch_size, post, bar)

@@ -11,14 +11,15 @@ from __future__ import annotations
 
 import logging
 import shutil
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from bertkit import runtime as rt_mod
-from bertkit.inference.encode_file import EncodeInputs, encode_file, ids_path
+from bertkit.inference.encode_file import Inputs, encode_file, ids_path
+from bertkit.inference.encode_inputs import Row
 from bertkit.inference.features import FeatureExtractor
 from bertkit.runtime import Runtime
 
@@ -39,7 +40,7 @@ def _part_path(output: Path, rank: int, world_size: int) -> Path:
 
 def encode_file_ranked(
     extractor: FeatureExtractor,
-    inputs: EncodeInputs,
+    inputs: Inputs,
     output: str | Path,
     runtime: Runtime,
     **options: Any,
@@ -48,23 +49,31 @@ def encode_file_ranked(
     output = Path(output)
     if not runtime.distributed:
         return encode_file(extractor, inputs, output, **options)
-    part = share(len(inputs.texts), runtime.rank, runtime.world_size)
-    mine = EncodeInputs(
-        inputs.texts[part], None if inputs.text_pairs is None else inputs.text_pairs[part], inputs.ids[part]
-    )
-    encode_file(extractor, mine, _part_path(output, runtime.rank, runtime.world_size), **options)
+    part = share(inputs.count, runtime.rank, runtime.world_size)
+    encode_file(extractor, _Share(inputs, part), _part_path(output, runtime.rank, runtime.world_size), **options)
     rt_mod.barrier(runtime)
     if runtime.is_main:
         parts = [_part_path(output, r, runtime.world_size) for r in range(runtime.world_size)]
-        _join(parts, output, len(inputs.texts))
+        _join(parts, output, inputs.count)
         if output.suffix == ".npy":
-            ids_path(output).write_text("".join(f"{i}\n" for i in inputs.ids), encoding="utf-8")
+            _join([ids_path(p) for p in parts], ids_path(output), inputs.count)
         for path in parts:
             path.unlink()
             if path.suffix == ".npy":
                 ids_path(path).unlink(missing_ok=True)
     rt_mod.barrier(runtime)
     return output
+
+
+class _Share:
+    """One rank's contiguous slice of the rows (read from the disk for a file: the rank skips the rows before)."""
+
+    def __init__(self, inputs: Inputs, part: slice) -> None:
+        self.inputs, self.part = inputs, part
+        self.count, self.has_pairs = part.stop - part.start, inputs.has_pairs
+
+    def rows(self) -> Iterator[Row]:
+        return self.inputs.rows(self.part.start, self.part.stop)
 
 
 def _join(parts: Sequence[Path], output: Path, rows: int) -> None:

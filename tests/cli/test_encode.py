@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gzip
 import json
 from pathlib import Path
 
@@ -9,7 +10,8 @@ import numpy as np
 import pytest
 
 from bertkit.cli.main import main
-from bertkit.inference.encode_file import read_inputs
+from bertkit.inference.encode_file import encode_file
+from bertkit.inference.encode_inputs import InputFile, open_inputs, read_inputs
 from bertkit.inference.features import FeatureExtractor
 from bertkit.inference.whitening import Whitening
 
@@ -140,3 +142,66 @@ def test_errors_name_the_file_and_line(tmp_path, tiny, capsys):
         == 2
     )
     assert f"{tmp_path / 'latin1.txt'}:2:" in capsys.readouterr().err
+
+
+def _files(tmp_path: Path) -> dict[str, tuple[Path, dict]]:
+    """The same rows in every format: .txt (blank line kept), .tsv by header, .jsonl with pairs and ids, .gz."""
+    (tmp_path / "in.txt").write_text("\n".join(TEXTS) + "\n", encoding="utf-8")
+    (tmp_path / "in.tsv").write_text("label\tsentence\n" + "".join(f"{i}\t{t}\n" for i, t in enumerate(TEXTS)))
+    rows = [{"text": t or ".", "text_pair": "ok", "id": f"r{i}"} for i, t in enumerate(TEXTS)]
+    (tmp_path / "in.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows), encoding="utf-8")
+    (tmp_path / "in.jsonl.gz").write_bytes(gzip.compress((tmp_path / "in.jsonl").read_bytes()))
+    return {"txt": (tmp_path / "in.txt", {}), "tsv": (tmp_path / "in.tsv", {"text": "sentence"}),
+            "jsonl": (tmp_path / "in.jsonl", {}), "gz": (tmp_path / "in.jsonl.gz", {})}  # fmt: skip
+
+
+def test_a_file_streams_the_rows_it_reads_into_lists(tmp_path):
+    """open_inputs reads the file again at each rows() call, rows equal to read_inputs' lists, any slice."""
+    for name, (path, columns) in _files(tmp_path).items():
+        lists, stream = read_inputs(path, **columns), open_inputs(path, **columns)
+        assert stream.count == lists.count == len(TEXTS), name
+        assert stream.has_pairs == lists.has_pairs == (name in ("jsonl", "gz")), name
+        assert list(stream.rows()) == list(lists.rows()) == list(stream.rows()), name
+        assert list(stream.rows(2, 4)) == list(lists.rows(2, 4)) == list(lists.rows())[2:4], name
+    assert list(open_inputs(tmp_path / "in.tsv", text="sentence").rows(0, 2)) == [
+        ("hello world", None, "2"), ("the quick brown fox jumps over the lazy dog", None, "3")]  # fmt: skip
+    assert list(open_inputs(tmp_path / "in.jsonl").rows(3, 4)) == [(".", "ok", "r3")]
+
+
+def test_encoding_reads_one_chunk_ahead_of_what_it_wrote(tmp_path, tiny, monkeypatch):
+    """The reader never runs more than one chunk ahead of the vectors written, and no row outlives its chunk, so
+    memory holds a chunk of texts whatever the size of the file; the output equals encoding the lists."""
+    path = tmp_path / "in.txt"
+    words = ("hello", "world", "the", "quick", "fox", "dog", "lazy", "brown")
+    texts = [f"{a} {b} {c}" for a in words for b in words for c in TEXTS[:-1] + ["."]][:300]
+    path.write_text("\n".join(texts) + "\n", encoding="utf-8")
+    drawn, freed, written, chunk = [0], [0], [0], 7
+
+    class Row(tuple):
+        __slots__ = ()
+
+        def __del__(self) -> None:
+            freed[0] += 1
+
+    class Counted(InputFile):
+        def rows(self, start=0, stop=None):  # noqa: ANN001, ANN202
+            for row in super().rows(start, stop):
+                drawn[0] += 1
+                yield Row(row)
+
+    original = FeatureExtractor.encode_iter
+
+    def small_chunks(self, *args, **kwargs):  # noqa: ANN001, ANN002, ANN003, ANN202
+        for part in original(self, *args, **{**kwargs, "chunk_size": chunk}):
+            written[0] += len(part)
+            assert written[0] - chunk < drawn[0] <= written[0] + 1, (drawn, written)  # the next row may be drawn
+            assert drawn[0] - freed[0] <= 128, (drawn, freed)  # nor kept once written (tee frees blocks of 57)
+            yield part
+
+    extractor = FeatureExtractor.from_pretrained(tiny, pooling="mean", device="cpu")
+    want = extractor.encode(texts)
+    monkeypatch.setattr(FeatureExtractor, "encode_iter", small_chunks)
+    encode_file(extractor, Counted(path), tmp_path / "o.npy")
+    assert drawn[0] == written[0] == len(texts) == 300
+    np.testing.assert_allclose(np.load(tmp_path / "o.npy"), want, atol=1e-6)
+    assert (tmp_path / "o.ids.txt").read_text().split() == [str(i) for i in range(1, 301)]
