@@ -3,7 +3,7 @@ into the cache; cached run: open it), for 100k / 1M / 2M synthetic classificatio
 
 Usage: python bench/bench_memory.py [--sizes 100000,1000000,2000000] [--lists-up-to 100000]
                                     [--max-seq-length 128] [--vocab FILE] [--work-dir DIR] [--train-size 2000000]
-                                    [--eval-size 1000000] [--predict-size 1000000]
+                                    [--eval-size 1000000] [--infer-size 1000000]
                                     [--squad FILE [--squad-length 384] [--squad-repeat 8]]
 
 Every measurement runs in a fresh process (its own peak RSS, ru_maxrss), reading the same TSV through the same
@@ -18,9 +18,10 @@ few steps, featurizing through the store, and reports its peak RSS (the issue's 
 `bertkit train` runs it (scored from arrays, no prediction dict per example) with features as lists and
 streamed from the store, and from the store keeping one prediction dict per example (as the final evaluation
 of `bertkit train` does, for its confusion matrix).
-With --predict-size, two more run `bertkit predict`'s library path over that many JSON lines with the tiny model
-(a random 2-label head): every line read and predicted at once (as bertkit predict did until it streamed) and
-streamed (inference.predict_file, a chunk of lines at a time); the outputs must agree line by line.
+With --infer-size, four more run `bertkit predict`'s and `bertkit encode`'s library paths over that many JSON lines
+with the tiny model (for predict, a random 2-label head): every line read at once (as both did until they
+streamed) and streamed (inference.predict_file, a chunk of lines at a time; encode_inputs.open_inputs, the file
+read as its rows are encoded); the outputs must agree line by line.
 Text: words drawn from the vocab's whole words (5-40 per text), label from the first word's parity.
 With --squad FILE (SQuAD v1.1 dev: 10,570 questions; --squad-repeat 8 writes its articles 8 times, with new
 question ids, for a SQuAD-train-sized 84,560), the same three sides featurize it as `bertkit train --task squad`
@@ -79,9 +80,10 @@ def child(mode: str, data: Path, cache: Path, vocab: Path, max_len: int, model: 
         spec = DataSpec(task="classification", train_file=str(data), fields={"text": "sentence", "label": "label"})
     if mode in ("train", "train-lists"):
         return _train(spec, cache if mode == "train" else None, model, max_len)
-    if mode.startswith("predict-"):
+    if mode.startswith(("predict-", "encode-")):
         assert model is not None
-        return _predict(data, model, mode.removeprefix("predict-"), cache)
+        job, side = mode.split("-")
+        return (_predict if job == "predict" else _encode)(data, model, side, cache)
     if mode.startswith("eval-"):
         return _evaluate(spec, cache, model, max_len, mode.removeprefix("eval-"))
     start = time.perf_counter()
@@ -173,6 +175,21 @@ def _predict(data: Path, model: Path, side: str, output: Path) -> dict:
     return {"predict_s": time.perf_counter() - start, "rss_before_mb": baseline, "peak_rss_mb": peak_mb()}
 
 
+def _encode(data: Path, model: Path, side: str, output: Path) -> dict:
+    """`bertkit encode`'s library path over every line of `data` into `output` (.npy and its ids file): "whole"
+    reads every row into lists first (as bertkit encode did until it streamed), "streamed" reads the file as the
+    rows are encoded (encode_inputs.open_inputs)."""
+    from bertkit.inference.encode_file import encode_file
+    from bertkit.inference.encode_inputs import open_inputs, read_inputs
+    from bertkit.inference.features import FeatureExtractor
+
+    extractor = FeatureExtractor.from_pretrained(model, pooling="mean", device="cpu")
+    baseline = peak_mb()
+    start = time.perf_counter()
+    encode_file(extractor, (read_inputs if side == "whole" else open_inputs)(data), output)
+    return {"encode_s": time.perf_counter() - start, "rss_before_mb": baseline, "peak_rss_mb": peak_mb()}
+
+
 def classifier(work: Path, vocab: Path, max_len: int) -> Path:
     """The tiny model with a random 2-label head, saved as `bertkit train` saves a fine-tuned folder."""
     from bertkit.tasks.classification import ClassificationTask
@@ -188,31 +205,46 @@ def classifier(work: Path, vocab: Path, max_len: int) -> Path:
     return folder
 
 
-def predict_rows(work: Path, args: argparse.Namespace) -> None:
-    """`bertkit predict` over --predict-size JSON lines, whole vs streamed: peak RSS, time, equal outputs."""
-    size = args.predict_size
-    data = work / f"predict-{size}.jsonl"
+def inference_rows(work: Path, args: argparse.Namespace) -> None:
+    """`bertkit predict` and `bertkit encode` over --infer-size JSON lines, whole vs streamed: peak RSS, time, and
+    the outputs compared."""
+    import numpy as np
+
+    size = args.infer_size
+    data = work / f"infer-{size}.jsonl"
     if not data.is_file():
         with data.open("w", encoding="utf-8") as f:
             f.writelines(json.dumps({"text": text}) + "\n" for text, _ in synthetic(size, args.vocab, seed=1))
     model = classifier(work, args.vocab, args.max_seq_length)
-    rows, outputs = {}, {}
-    for side in ("whole", "streamed"):
-        outputs[side] = work / f"predictions-{side}.jsonl"
-        r = rows[side] = spawn(f"predict-{side}", data, outputs[side], args, model)
-        print(f"predict {size:,} lines ({side}, tiny model): peak RSS {r['peak_rss_mb']:,.0f} MB, "
-              f"{r['peak_rss_mb'] - r['rss_before_mb']:,.0f} MB over the loaded model; {r['predict_s']:.0f} s, "
-              f"{size / r['predict_s']:,.0f} lines/s", flush=True)  # fmt: skip
-    whole, streamed = rows["whole"], rows["streamed"]
+    for job, suffix in (("predict", ".jsonl"), ("encode", ".npy")):
+        rows, outputs = {}, {}
+        for side in ("whole", "streamed"):
+            outputs[side] = work / f"{job}-{side}{suffix}"
+            r = rows[side] = spawn(f"{job}-{side}", data, outputs[side], args, model)
+            print(f"{job} {size:,} lines ({side}, tiny model): peak RSS {r['peak_rss_mb']:,.0f} MB, "
+                  f"{r['peak_rss_mb'] - r['rss_before_mb']:,.0f} MB over the loaded model; {r[f'{job}_s']:.0f} s, "
+                  f"{size / r[f'{job}_s']:,.0f} lines/s", flush=True)  # fmt: skip
+        whole, streamed = rows["whole"], rows["streamed"]
+        if job == "predict":
+            same = _same_predictions(outputs["whole"], outputs["streamed"])
+        else:
+            a, b = np.load(outputs["whole"], mmap_mode="r"), np.load(outputs["streamed"], mmap_mode="r")
+            assert a.shape == b.shape, (a.shape, b.shape)
+            ids = [outputs[side].with_name(outputs[side].stem + ".ids.txt").read_bytes() for side in rows]
+            assert ids[0] == ids[1], "the ids files differ"
+            same = f"{len(a):,} vectors within {float(np.abs(a - b).max()):.1e}, ids equal"
+        print(f"ratio whole/streamed: peak RSS {whole['peak_rss_mb'] / streamed['peak_rss_mb']:.2f}x, time "
+              f"{whole[f'{job}_s'] / streamed[f'{job}_s']:.2f}x; {same}", flush=True)  # fmt: skip
+
+
+def _same_predictions(a_path: Path, b_path: Path) -> str:
     gap = 0.0
-    with outputs["whole"].open() as a, outputs["streamed"].open() as b:
+    with a_path.open() as a, b_path.open() as b:
         for count, (x, y) in enumerate(zip(a, b, strict=True), start=1):
             px, py = json.loads(x), json.loads(y)
             assert px["label"] == py["label"], f"line {count}: {px} vs {py}"
             gap = max(gap, *(abs(px["probabilities"][k] - py["probabilities"][k]) for k in px["probabilities"]))
-    print(f"ratio whole/streamed: peak RSS {whole['peak_rss_mb'] / streamed['peak_rss_mb']:.2f}x, time "
-          f"{whole['predict_s'] / streamed['predict_s']:.2f}x; {count:,} labels equal, probabilities within "
-          f"{gap:.1e}", flush=True)  # fmt: skip
+    return f"{count:,} labels equal, probabilities within {gap:.1e}"
 
 
 def spawn(mode: str, data: Path, cache: Path, args: argparse.Namespace, model: Path | None = None) -> dict:
@@ -262,8 +294,8 @@ def main() -> None:
                    "comma-separated; cached reuses the store the size's rows above built")  # fmt: skip
     p.add_argument("--eval-size", type=int, default=0, help="also evaluate this many examples: features as "
                    "lists vs streamed from the store (peak RSS)")  # fmt: skip
-    p.add_argument("--predict-size", type=int, default=0, help="also run bertkit predict over this many JSON "
-                   "lines: every line at once vs streamed a chunk at a time (peak RSS)")  # fmt: skip
+    p.add_argument("--infer-size", type=int, default=0, help="also run bertkit predict and bertkit encode over "
+                   "this many JSON lines: every line read at once vs streamed (peak RSS)")  # fmt: skip
     p.add_argument("--max-seq-length", type=int, default=128)
     p.add_argument("--squad", type=Path, help="also measure this SQuAD-format JSON (e.g. ../shared/data/squad/"
                    "dev-v1.1.json): features and a 20-step training run, lists vs store")  # fmt: skip
@@ -324,8 +356,8 @@ def main() -> None:
                   f"{r['peak_rss_mb']:,.0f} MB, {over:,.0f} MB over the examples, model and features; "
                   f"{r['eval_s']:.0f} s; accuracy {r['accuracy']:.4f} (an untrained head: ~0.5, a sanity figure)",
                   flush=True)  # fmt: skip
-    if args.predict_size:
-        predict_rows(work, args)
+    if args.infer_size:
+        inference_rows(work, args)
     if args.squad:
         squad_rows(work, args, header)
     if not args.work_dir:
