@@ -16,6 +16,7 @@ import logging
 import sys
 import time
 from collections.abc import Iterable, Iterator
+from pathlib import Path
 from typing import Any
 
 from bertkit.inference.predictor import Predictor, iter_inputs
@@ -48,6 +49,8 @@ def predict_file(
                          "reads the input itself; write it to a file and pass --input FILE")  # fmt: skip
     total = None if path == "-" else _check(predictor, path)
     writes = runtime is None or runtime.is_main
+    if writes and output:
+        Path(output).parent.mkdir(parents=True, exist_ok=True)
     out = (open(output, "w", encoding="utf-8") if output else sys.stdout) if writes else None  # noqa: SIM115
     done, started, logged = 0, time.perf_counter(), time.perf_counter()
     try:

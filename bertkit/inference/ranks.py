@@ -13,12 +13,12 @@ import logging
 import shutil
 from collections.abc import Iterator, Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, BinaryIO
 
 import numpy as np
 
 from bertkit import runtime as rt_mod
-from bertkit.inference.encode_file import Inputs, encode_file, ids_path
+from bertkit.inference.encode_file import Inputs, encode_file, ids_path, write_npy_header
 from bertkit.inference.encode_inputs import Row
 from bertkit.inference.features import FeatureExtractor
 from bertkit.runtime import Runtime
@@ -77,22 +77,32 @@ class _Share:
 
 
 def _join(parts: Sequence[Path], output: Path, rows: int) -> None:
-    if output.suffix == ".npy":
-        arrays = [np.load(p, mmap_mode="r") for p in parts]
-        dim = next((a.shape[1] for a in arrays if a.ndim == 2), 0)
-        out = np.lib.format.open_memmap(output, mode="w+", dtype=np.float32, shape=(rows, dim))
-        row = 0
-        for a in arrays:
-            out[row : row + len(a)] = a
-            row += len(a)
-        assert row == rows, (row, rows)
-        out.flush()
-        del out
+    if output.suffix == ".npy":  # the parts' rows follow one header, copied as bytes (nothing mapped)
+        sources = [p.open("rb") for p in parts]
+        try:
+            shapes = [_npy_shape(src) for src in sources]
+            assert sum(shape[0] for shape in shapes) == rows, (shapes, rows)
+            with output.open("wb") as f:
+                write_npy_header(f, rows, next((s[1] for s in shapes if len(s) == 2), 0))
+                for src in sources:
+                    shutil.copyfileobj(src, f)
+        finally:
+            for src in sources:
+                src.close()
         return
     with output.open("wb") as f:
         for p in parts:
             with p.open("rb") as src:
                 shutil.copyfileobj(src, f)
+
+
+def _npy_shape(src: BinaryIO) -> tuple[int, ...]:
+    """The shape in a float32 .npy file's header; src is left at its first value."""
+    version = np.lib.format.read_magic(src)
+    read = np.lib.format.read_array_header_1_0 if version == (1, 0) else np.lib.format.read_array_header_2_0
+    shape, fortran_order, dtype = read(src)
+    assert dtype == np.float32 and not fortran_order, (dtype, fortran_order)
+    return shape
 
 
 def predict_ranked(predictor: Any, examples: Sequence[Any], runtime: Runtime) -> list[dict] | None:

@@ -140,8 +140,8 @@ def test_gzip_input_and_the_refusals(folder: Path, tmp_path: Path, capsys: pytes
     packed.write_bytes(gzip.compress(plain.read_bytes()))
     predictor = Predictor.from_pretrained(folder, device="cpu")
     predict_file(predictor, str(plain), str(tmp_path / "a.jsonl"))
-    predict_file(predictor, str(packed), str(tmp_path / "b.jsonl"))
-    assert (tmp_path / "a.jsonl").read_text() == (tmp_path / "b.jsonl").read_text()
+    predict_file(predictor, str(packed), str(tmp_path / "new" / "b.jsonl"))  # its folder is made
+    assert (tmp_path / "a.jsonl").read_text() == (tmp_path / "new" / "b.jsonl").read_text()
 
     two_ranks = Runtime(torch.device("cpu"), rank=0, world_size=2)
     with pytest.raises(ValueError, match=r"--input - \(standard input\) cannot be split across torchrun ranks"):
