@@ -65,7 +65,7 @@ def predict_file(
                 out.write("".join(json.dumps(p, ensure_ascii=False) + "\n" for p in predictions))
                 out.flush()
             done += len(chunk)
-            if time.perf_counter() - logged >= LOG_EVERY_S:
+            if writes and time.perf_counter() - logged >= LOG_EVERY_S:
                 logged = time.perf_counter()
                 of = f" / {total}" if total is not None else ""
                 logger.info("predicted %d%s lines (%.0f/s)", done, of, done / (logged - started))
