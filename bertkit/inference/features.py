@@ -28,7 +28,7 @@ from bertkit.inference.pooling import (
     resolve_layers,
     write_feature_settings,
 )
-from bertkit.inference.whitening import Whitening, fit_whitening
+from bertkit.inference.whitening import Whitening, fit_whitening, fit_whitening_chunks
 from bertkit.model.bert import BertModel
 from bertkit.prepare import bf16_weights_prepared, prepare_for_inference
 from bertkit.runtime import Runtime, compile_encoder, pick_device
@@ -245,8 +245,8 @@ class FeatureExtractor:
         total: int | None = None,
     ) -> Whitening:
         """Fit whitening on the raw pooled vectors of a corpus, apply it from now on, and return it."""
-        raw = np.concatenate(list(self._iter(texts, None, batch_size, 10_000, show_progress, False, total)))
-        whitening = fit_whitening(raw, dim)
+        raw = self._iter(texts, None, batch_size, 10_000, show_progress, False, total)  # one chunk at a time
+        whitening = fit_whitening_chunks(raw, dim)
         self.whitening = whitening
         return whitening
 

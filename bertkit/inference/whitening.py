@@ -9,6 +9,7 @@ Shapes: N vectors, D input dimension, K output dimension (K <= D).
 from __future__ import annotations
 
 import logging
+from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -71,10 +72,21 @@ class Whitening:
 
 def fit_whitening(vectors: np.ndarray, dim: int | None = None) -> Whitening:
     """Fit on (N, D) vectors; keep the `dim` directions of largest variance (all that vary when None)."""
-    x = np.asarray(vectors, dtype=np.float64)
+    x = np.asarray(vectors)
     if x.ndim != 2 or x.shape[0] < 2:
         raise ValueError(f"whitening needs at least 2 vectors of shape (N, D); got {x.shape}")
-    n, d = x.shape
+    return fit_whitening_chunks([x], dim)
+
+
+def fit_whitening_chunks(chunks: Iterable[np.ndarray], dim: int | None = None) -> Whitening:
+    """fit_whitening over the rows of consecutive (n, D) chunks, holding one chunk at a time: the mean and
+    covariance are summed in float64 as the chunks come (the sums are D + D*D numbers, whatever N is)."""
+    sums = _Moments()
+    for chunk in chunks:
+        sums.add(np.asarray(chunk))
+    n, d = sums.count, sums.dim
+    if n < 2:
+        raise ValueError(f"whitening needs at least 2 vectors of shape (N, D); got {n}")
     if dim is not None and not 1 <= dim <= d:
         raise ValueError(f"whitening dim must be in 1..{d}, got {dim}")
     if n <= d and dim is None:
@@ -82,9 +94,7 @@ def fit_whitening(vectors: np.ndarray, dim: int | None = None) -> Whitening:
             f"fitting a full {d}-dimensional whitening needs more than {d} vectors (got {n}); "
             "fit on more text or pass a smaller dim"
         )
-    mean = x.mean(0)
-    cov = np.cov(x, rowvar=False)
-    u, s, _ = np.linalg.svd(cov)
+    u, s, _ = np.linalg.svd(sums.covariance())
     # Mean-pooled LayerNorm outputs lie in a hyperplane, so at least one direction has no variance at all.
     rank = int((s > s[0] * _RCOND).sum())
     if dim is not None and dim > rank:
@@ -93,4 +103,35 @@ def fit_whitening(vectors: np.ndarray, dim: int | None = None) -> Whitening:
         )
     keep = min(dim or rank, rank)
     kernel = u[:, :keep] / np.sqrt(s[:keep])
-    return Whitening(mean, kernel)
+    return Whitening(sums.mean(), kernel)
+
+
+class _Moments:
+    """Count, mean and covariance of rows given a chunk at a time, in float64. The sums are of the rows minus
+    the first chunk's mean (the shifted-data algorithm), so a mean large against the spread (raw BERT vectors)
+    cancels no digits; the covariance is the sample one (N - 1), as np.cov's."""
+
+    def __init__(self) -> None:
+        self.count, self.dim = 0, 0
+        self.shift = self.total = self.gram = np.zeros(0)
+
+    def add(self, chunk: np.ndarray) -> None:
+        if chunk.ndim != 2 or (self.count and chunk.shape[1] != self.dim):
+            raise ValueError(f"whitening needs vectors of shape (N, D); got a chunk of {chunk.shape}")
+        if not len(chunk):
+            return
+        x = chunk.astype(np.float64)
+        if not self.count:
+            self.dim = x.shape[1]
+            self.shift, self.total, self.gram = x.mean(0), np.zeros(self.dim), np.zeros((self.dim, self.dim))
+        y = x - self.shift
+        self.count += len(y)
+        self.total += y.sum(0)
+        self.gram += y.T @ y
+
+    def mean(self) -> np.ndarray:
+        return self.shift + self.total / self.count
+
+    def covariance(self) -> np.ndarray:
+        m = self.total / self.count
+        return (self.gram - self.count * np.outer(m, m)) / (self.count - 1)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from bertkit.inference.whitening import Whitening, fit_whitening
+from bertkit.inference.whitening import Whitening, fit_whitening, fit_whitening_chunks
 
 
 @pytest.fixture()
@@ -62,3 +62,24 @@ def test_errors(tmp_path, anisotropic):
     (tmp_path / "bad.npz").write_bytes(b"not numpy")
     with pytest.raises(ValueError, match="not a whitening file"):
         Whitening.load(tmp_path / "bad.npz")
+
+
+def test_chunks_fit_as_the_whole_and_hold_one_chunk(anisotropic):
+    """fit_whitening_chunks sums the moments a chunk at a time: the same transform as np.cov over all the rows
+    (the mean of 20 against a spread of ~1 cancels no digits), whatever the chunking, empty chunks included."""
+    whole = fit_whitening(anisotropic, dim=10)
+    mu = anisotropic.mean(0)
+    u, s, _ = np.linalg.svd(np.cov(anisotropic.T))
+    reference = (anisotropic - mu) @ (u @ np.diag(1 / np.sqrt(s)))[:, :10]
+    for sizes in ([1] * 500, [7, 0, 93, 400], [250, 250]):
+        cuts = np.cumsum([0, *sizes])
+        chunked = fit_whitening_chunks(anisotropic[a:b] for a, b in zip(cuts[:-1], cuts[1:], strict=True))
+        np.testing.assert_allclose(chunked.mean, mu, rtol=1e-12, atol=1e-12)
+        w = fit_whitening_chunks((anisotropic[a:b] for a, b in zip(cuts[:-1], cuts[1:], strict=True)), dim=10)
+        np.testing.assert_allclose(w.apply(anisotropic), whole.apply(anisotropic), atol=1e-5)
+        np.testing.assert_allclose(w.apply(anisotropic), reference, rtol=1e-4, atol=1e-4)
+        assert chunked.dim == 16
+    with pytest.raises(ValueError, match="a chunk of \\(3, 8\\)"):
+        fit_whitening_chunks([anisotropic[:5], np.zeros((3, 8))])
+    with pytest.raises(ValueError, match="at least 2 vectors"):
+        fit_whitening_chunks([anisotropic[:1], anisotropic[:0]])
