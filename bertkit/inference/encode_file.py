@@ -16,13 +16,10 @@ from typing import BinaryIO
 
 import numpy as np
 
-from bertkit.inference.encode_inputs import EncodeInputs, InputFile, suffix
+from bertkit.inference.encode_inputs import Rows, suffix
 from bertkit.inference.features import FeatureExtractor
 
 logger = logging.getLogger(__name__)
-
-Inputs = EncodeInputs | InputFile
-
 
 def ids_path(output: Path) -> Path:
     """OUT.npy -> OUT.ids.txt"""
@@ -39,7 +36,7 @@ def write_npy_header(f: BinaryIO, rows: int, dim: int) -> None:
 
 def encode_file(
     extractor: FeatureExtractor,
-    inputs: Inputs,
+    inputs: Rows,
     output: str | Path,
     *,
     batch_size: int | None = None,
@@ -92,7 +89,7 @@ def encode_file(
 
 def _write_tokens(
     extractor: FeatureExtractor,
-    inputs: Inputs,
+    inputs: Rows,
     output: Path,
     batch_size: int | None,
     layers: tuple[int, ...],

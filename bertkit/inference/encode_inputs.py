@@ -17,6 +17,7 @@ import logging
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Protocol
 
 from bertkit.data.datafile import decoded_lines, json_records
 from bertkit.data.readers.tsv import read_tsv
@@ -26,6 +27,15 @@ logger = logging.getLogger(__name__)
 
 Column = int | str
 Row = tuple[str, str | None, str]  # (text, text_pair or None, id)
+
+
+class Rows(Protocol):
+    """What encode_file reads: the number of rows, whether they have pairs, and the rows in order."""
+
+    count: int
+    has_pairs: bool
+
+    def rows(self) -> Iterator[Row]: ...
 
 
 @dataclass(frozen=True)

@@ -18,8 +18,8 @@ from typing import Any, BinaryIO
 import numpy as np
 
 from bertkit import runtime as rt_mod
-from bertkit.inference.encode_file import Inputs, encode_file, ids_path, write_npy_header
-from bertkit.inference.encode_inputs import Row
+from bertkit.inference.encode_file import encode_file, ids_path, write_npy_header
+from bertkit.inference.encode_inputs import Row, Rows
 from bertkit.inference.features import FeatureExtractor
 from bertkit.runtime import Runtime
 
@@ -40,7 +40,7 @@ def _part_path(output: Path, rank: int, world_size: int) -> Path:
 
 def encode_file_ranked(
     extractor: FeatureExtractor,
-    inputs: Inputs,
+    inputs: Rows,
     output: str | Path,
     runtime: Runtime,
     **options: Any,
@@ -68,7 +68,7 @@ def encode_file_ranked(
 class _Share:
     """One rank's contiguous slice of the rows (read from the disk for a file: the rank skips the rows before)."""
 
-    def __init__(self, inputs: Inputs, part: slice) -> None:
+    def __init__(self, inputs: Rows, part: slice) -> None:
         self.inputs, self.part = inputs, part
         self.count, self.has_pairs = part.stop - part.start, inputs.has_pairs
 
