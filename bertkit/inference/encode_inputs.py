@@ -27,6 +27,7 @@ logger = logging.getLogger(__name__)
 
 Column = int | str
 Row = tuple[str, str | None, str]  # (text, text_pair or None, id)
+DELIMITED, JSON_LINES, PLAIN = (".tsv", ".csv"), (".jsonl", ".json", ".ndjson"), (".txt", ".text", "")
 
 
 class Rows(Protocol):
@@ -68,7 +69,7 @@ class InputFile:
     ) -> None:  # fmt: skip
         self.path, self.text, self.text_pair, self.header = Path(path), text, text_pair, header
         self.kind = suffix(self.path)
-        if self.kind not in (".tsv", ".csv", ".jsonl", ".json", ".ndjson", ".txt", ".text", ""):
+        if self.kind not in DELIMITED + JSON_LINES + PLAIN:
             logger.warning("%s: unknown suffix %r, read as plain text (one text per line)", path, self.kind)
         self.count, self.has_pairs = self._check()
 
@@ -76,7 +77,7 @@ class InputFile:
         return itertools.islice(self._rows(), start, stop)
 
     def _check(self) -> tuple[int, bool]:
-        if self.kind in (".tsv", ".csv"):
+        if self.kind in DELIMITED:
             count, bad, first = 0, 0, None
             for row in self._tsv():
                 if isinstance(row, Reject):
@@ -85,7 +86,7 @@ class InputFile:
             if first is not None:
                 raise ValueError(f"{first.source}: {first.reason} ({bad} bad row(s) in all); fix the file")
             return count, self.text_pair is not None
-        if self.kind in (".jsonl", ".json", ".ndjson"):
+        if self.kind in JSON_LINES:
             return self._check_jsonl()
         return sum(1 for _ in self._rows()), False
 
@@ -108,12 +109,12 @@ class InputFile:
         return count, first_pair is not None
 
     def _rows(self) -> Iterator[Row]:
-        if self.kind in (".tsv", ".csv"):
+        if self.kind in DELIMITED:
             for row in self._tsv():
                 if isinstance(row, Reject):  # the file changed since it was checked
                     raise ValueError(f"{row.source}: {row.reason}; fix the file")
                 yield row.text, row.text_pair, row.source.rsplit(":", 1)[-1]
-        elif self.kind in (".jsonl", ".json", ".ndjson"):
+        elif self.kind in JSON_LINES:
             for text, pair, id_, _ in self._jsonl():
                 yield text, pair, id_
         else:
