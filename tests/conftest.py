@@ -2,10 +2,8 @@
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import os
-from functools import cache
 from pathlib import Path
 
 import pytest
@@ -174,13 +172,12 @@ def subword_dirs(data_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> di
 # ---- the per-head tests (tests/weights/test_every_head.py, tests/serving/test_onnx_every_head.py) ----------------
 
 
-@cache
 def _every_head():  # noqa: ANN202
-    """tests/every_head.py, loaded once by file path (the tests are not a package under --import-mode=importlib)."""
-    spec = importlib.util.spec_from_file_location("bertkit_tests_every_head", REPO / "tests" / "every_head.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    """tests/every_head.py (tests/ is on pytest's pythonpath), imported when first asked for: it imports
+    torch, which must load after the thread settings above."""
+    import every_head
+
+    return every_head
 
 
 def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:

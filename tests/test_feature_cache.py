@@ -3,7 +3,6 @@
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import logging
 from pathlib import Path
@@ -17,11 +16,7 @@ from bertkit.data.examples import TextExample
 from bertkit.data.feature_store import FeatureStore
 from bertkit.feature_cache import cache_parts, data_files
 
-_spec = importlib.util.spec_from_file_location(
-    "bertkit_tests_tiny_bert", Path(__file__).parent / "training" / "tiny_bert.py"
-)
-tiny = importlib.util.module_from_spec(_spec)
-_spec.loader.exec_module(tiny)
+import tiny_bert as tiny
 
 
 @pytest.fixture(scope="module")

@@ -4,7 +4,6 @@ with it, exactly those records go to the rejects file and training runs on the r
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import logging
 from pathlib import Path
@@ -13,11 +12,7 @@ import pytest
 
 from bertkit.cli.main import main
 
-_spec = importlib.util.spec_from_file_location(
-    "bertkit_tests_tiny_bert", Path(__file__).parents[1] / "training" / "tiny_bert.py"
-)
-tiny = importlib.util.module_from_spec(_spec)
-_spec.loader.exec_module(tiny)
+import tiny_bert as tiny
 
 FAST = ["--max-seq-length", "32", "--lr", "3e-3", "--batch-size", "8", "--no-progress", "--epochs", "1"]
 

@@ -3,7 +3,6 @@ file, metrics that agree, config files, seeds, and bad input files that stop wit
 
 from __future__ import annotations
 
-import importlib.util
 import json
 from pathlib import Path
 
@@ -11,11 +10,7 @@ import pytest
 
 from bertkit.cli.main import main
 
-_spec = importlib.util.spec_from_file_location(
-    "bertkit_tests_tiny_bert", Path(__file__).parents[1] / "training" / "tiny_bert.py"
-)
-tiny = importlib.util.module_from_spec(_spec)
-_spec.loader.exec_module(tiny)
+import tiny_bert as tiny
 
 
 @pytest.fixture(scope="module")

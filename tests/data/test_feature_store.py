@@ -3,7 +3,6 @@ at ~3 bytes per token; the cache builds a store once per key (data file, tokeniz
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import os
 from pathlib import Path
@@ -24,11 +23,7 @@ from bertkit.data.feature_store import (
 from bertkit.tasks.classification import ClassificationTask
 from bertkit.tokenization import Tokenizer
 
-_spec = importlib.util.spec_from_file_location(
-    "bertkit_tests_tiny_bert", Path(__file__).parents[1] / "training" / "tiny_bert.py"
-)
-tiny = importlib.util.module_from_spec(_spec)
-_spec.loader.exec_module(tiny)
+import tiny_bert as tiny
 
 
 @pytest.fixture(scope="module")

@@ -1,18 +1,16 @@
 """Each BERT-family checkpoint end to end through the CLI: train -> predict -> serve -> export -> ONNX serve.
 
-Tiny random models of each family are made with transformers here (3 heads of 8, ``embedding_size !=
-hidden_size`` where the family has one) and saved as HF folders with their own tokenizer files: WordPiece
-(bert-base-uncased's vocab.txt) for DistilBERT, ELECTRA and ERNIE, the tiny byte-level BPE for RoBERTa, the tiny
-SentencePiece models for ALBERT and XLM-R (conftest ``subword_dirs``). Each is fine-tuned on 160 SST-2
-sentences and on 96 CoNLL-2003 sentences, and `bertkit predict`, `bertkit serve`, `bertkit export` (its own
+Tiny random models of each family are made with transformers (tests/tiny_families.py: 3 heads of 8,
+``embedding_size != hidden_size`` where the family has one) and saved as HF folders with their own tokenizer
+files: WordPiece (bert-base-uncased's vocab.txt) for DistilBERT, ELECTRA and ERNIE, the tiny byte-level BPE for
+RoBERTa, the tiny SentencePiece models for ALBERT and XLM-R (conftest ``subword_dirs``). Each is fine-tuned on 160
+SST-2 sentences and on 96 CoNLL-2003 sentences, and `bertkit predict`, `bertkit serve`, `bertkit export` (its own
 check) and `bertkit serve --backend onnx` must decode the same outputs. Slow: about 20 s per family and task.
 """
 
 from __future__ import annotations
 
-import importlib.util
 import json
-import shutil
 from pathlib import Path
 
 import pytest
@@ -24,16 +22,12 @@ pytest.importorskip("onnxruntime")
 pytest.importorskip("fastapi")
 httpx = pytest.importorskip("httpx")
 
-_spec = importlib.util.spec_from_file_location(
-    "bertkit_tests_serving_conftest", Path(__file__).parents[1] / "serving" / "conftest.py"
-)
-serving = importlib.util.module_from_spec(_spec)
-_spec.loader.exec_module(serving)
-
 from bertkit.serving.config import ServeConfig  # noqa: E402
 
+import live_server  # noqa: E402
+import tiny_families  # noqa: E402
+
 FAMILIES = ["distilbert", "albert", "roberta", "xlm-roberta", "electra", "ernie"]
-SIZE = {"hidden_size": 24, "num_hidden_layers": 2, "num_attention_heads": 3, "intermediate_size": 37}
 
 
 def _known_families() -> tuple[str, ...]:
@@ -49,51 +43,6 @@ def _family_params(names: list[str]) -> list:
     known = _known_families()
     reason = "this checkout of bertkit has no {} family (bertkit.model.families)"
     return [pytest.param(n, marks=pytest.mark.skipif(n not in known, reason=reason.format(n))) for n in names]
-
-
-def tiny_family_folder(family: str, out: Path, subword_dirs: dict, vocab_txt: Path) -> Path:
-    """A random tiny model of ``family`` saved by transformers, with the family's tokenizer files."""
-    from bertkit.tokenization import Tokenizer
-
-    out.mkdir(parents=True)
-    if family in ("bert", "distilbert", "electra", "ernie"):
-        Tokenizer.from_vocab(vocab_txt, do_lower_case=True).save_pretrained(out)
-    else:
-        source = subword_dirs[{"albert": "albert", "roberta": "roberta", "xlm-roberta": "xlmr"}[family]]
-        for f in source.iterdir():
-            shutil.copyfile(f, out / f.name)
-    tokenizer = Tokenizer.from_pretrained(out)
-    vocab = tokenizer.vocab_size
-    ids = {"pad_token_id": tokenizer.pad_token_id}
-    if family == "bert":
-        config = transformers.BertConfig(vocab_size=vocab, max_position_embeddings=128, **SIZE, **ids)
-    elif family == "distilbert":
-        config = transformers.DistilBertConfig(
-            vocab_size=vocab, dim=24, n_layers=2, n_heads=3, hidden_dim=37, max_position_embeddings=128, **ids
-        )
-    elif family == "albert":
-        config = transformers.AlbertConfig(
-            vocab_size=vocab,
-            embedding_size=16,
-            num_hidden_groups=2,
-            max_position_embeddings=128,
-            **SIZE,
-            **ids,
-        )
-    elif family in ("roberta", "xlm-roberta"):
-        cls = transformers.RobertaConfig if family == "roberta" else transformers.XLMRobertaConfig
-        config = cls(vocab_size=vocab, max_position_embeddings=130, type_vocab_size=1, **SIZE, **ids)
-    elif family == "electra":
-        config = transformers.ElectraConfig(
-            vocab_size=vocab, embedding_size=16, max_position_embeddings=128, **SIZE, **ids
-        )
-    else:
-        config = transformers.ErnieConfig(
-            vocab_size=vocab, max_position_embeddings=128, use_task_id=True, **SIZE, **ids
-        )
-    transformers.set_seed(0)
-    transformers.AutoModel.from_config(config).save_pretrained(out)
-    return out
 
 
 @pytest.fixture(scope="module")
@@ -126,7 +75,7 @@ TEXTS = [
 
 def _served(folder: Path, backend: str = "torch") -> list[dict]:
     config = ServeConfig(model=str(folder), backend=backend)
-    with serving.running_server(config) as url, httpx.Client(base_url=url, timeout=serving.TIMEOUT) as c:
+    with live_server.running_server(config) as url, httpx.Client(base_url=url, timeout=live_server.TIMEOUT) as c:
         response = c.post("/predict", json={"texts": TEXTS})
         assert response.status_code == 200, response.text
         return response.json()["predictions"]
@@ -155,7 +104,7 @@ def _same(a: list[dict], b: list[dict]) -> None:
 def test_train_predict_serve_export_onnx_serve(
     family: str, task: str, data: Path, subword_dirs: dict, vocab_txt: Path, tmp_path: Path
 ) -> None:
-    model = tiny_family_folder(family, tmp_path / "model", subword_dirs, vocab_txt)
+    model = tiny_families.tiny_family_folder(family, tmp_path / "model", subword_dirs, vocab_txt)
     out = tmp_path / "run"
     if task == "sst2":
         files = ["--task", "classification", "--train-file", str(data / "train.tsv"), "--text", "sentence",
@@ -191,7 +140,7 @@ def test_distilbert_cls_features_equal_transformers_and_feed_logistic_regression
     import torch
 
     sklearn = pytest.importorskip("sklearn.linear_model")
-    model = tiny_family_folder("distilbert", tmp_path / "distilbert", subword_dirs, vocab_txt)
+    model = tiny_families.tiny_family_folder("distilbert", tmp_path / "distilbert", subword_dirs, vocab_txt)
     rows = (data_dir / "glue/SST-2/train.tsv").read_text(encoding="utf-8").splitlines()[1:401]
     sentences = [r.rsplit("\t", 1)[0] for r in rows]
     labels = np.array([int(r.rsplit("\t", 1)[1]) for r in rows])

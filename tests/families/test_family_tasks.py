@@ -1,5 +1,5 @@
 """Each BERT-family checkpoint through the tasks and tools the parity tests do not reach, checked against
-transformers on the same weights (tiny random models of test_family_cli's builder, a few dozen examples):
+transformers on the same weights (tiny random models of tests/tiny_families.py, a few dozen examples):
 
 - convert: `bertkit convert` writes a folder transformers' AutoModelForMaskedLM and AutoTokenizer load with the
   same MLM logits and ids;
@@ -16,7 +16,6 @@ transformers on the same weights (tiny random models of test_family_cli's builde
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import warnings
 from pathlib import Path
@@ -29,9 +28,7 @@ from bertkit.cli.main import main
 
 transformers = pytest.importorskip("transformers")
 
-_spec = importlib.util.spec_from_file_location("bertkit_tests_family_cli", Path(__file__).parent / "test_family_cli.py")
-family_cli = importlib.util.module_from_spec(_spec)
-_spec.loader.exec_module(family_cli)
+import tiny_families  # noqa: E402
 
 FAMILIES = ["bert", "distilbert", "roberta", "electra", "albert", "ernie"]
 WORDPIECE = {"bert", "distilbert", "electra", "ernie"}
@@ -40,8 +37,8 @@ CONTEXT = "Peter Blackburn met Mary in Paris yesterday , and they talked about t
 
 
 def _mlm_folder(family: str, tmp: Path, subword_dirs: dict, vocab_txt: Path) -> Path:
-    """test_family_cli's tiny folder of `family`, its weights replaced by a seeded AutoModelForMaskedLM."""
-    folder = family_cli.tiny_family_folder(family, tmp / "base", subword_dirs, vocab_txt)
+    """tests/tiny_families.py's tiny folder of `family`, its weights replaced by a seeded AutoModelForMaskedLM."""
+    folder = tiny_families.tiny_family_folder(family, tmp / "base", subword_dirs, vocab_txt)
     config = transformers.AutoConfig.from_pretrained(folder)
     transformers.set_seed(0)
     with warnings.catch_warnings():

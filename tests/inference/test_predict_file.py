@@ -4,7 +4,6 @@ chunk whatever the size of the input, and the output equals one prediction over 
 from __future__ import annotations
 
 import gzip
-import importlib.util
 import io
 import json
 from pathlib import Path
@@ -21,11 +20,7 @@ from bertkit.tokenization import Tokenizer
 from bertkit.training.checkpoint import save_model_folder
 from bertkit.training.config import TrainConfig
 
-_spec = importlib.util.spec_from_file_location(
-    "bertkit_tests_tiny_bert", Path(__file__).parents[1] / "training" / "tiny_bert.py"
-)
-tiny = importlib.util.module_from_spec(_spec)
-_spec.loader.exec_module(tiny)
+import tiny_bert as tiny
 
 
 @pytest.fixture(scope="module")

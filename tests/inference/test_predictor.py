@@ -3,7 +3,6 @@ the folder it reads is one that transformers loads unchanged, with the same logi
 
 from __future__ import annotations
 
-import importlib.util
 import json
 from pathlib import Path
 
@@ -17,11 +16,7 @@ from bertkit.tokenization import Tokenizer
 from bertkit.training.checkpoint import save_model_folder
 from bertkit.training.config import TrainConfig
 
-_spec = importlib.util.spec_from_file_location(
-    "bertkit_tests_tiny_bert", Path(__file__).parents[1] / "training" / "tiny_bert.py"
-)
-tiny = importlib.util.module_from_spec(_spec)
-_spec.loader.exec_module(tiny)
+import tiny_bert as tiny
 
 
 def _folder(tmp: Path, task: ClassificationTask, max_len: int = 32) -> Path:

@@ -3,7 +3,6 @@ order, equal to a single process's (2 gloo processes on CPU)."""
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import os
 import subprocess
@@ -15,11 +14,7 @@ import pytest
 
 from bertkit.inference.ranks import share
 
-_spec = importlib.util.spec_from_file_location(
-    "bertkit_tests_tiny_bert", Path(__file__).parents[1] / "training" / "tiny_bert.py"
-)
-tiny = importlib.util.module_from_spec(_spec)
-_spec.loader.exec_module(tiny)
+import tiny_bert as tiny
 
 
 def test_shares_cover_the_input_in_order() -> None:

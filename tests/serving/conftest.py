@@ -1,57 +1,19 @@
-"""A real server on loopback for the tests: uvicorn on 127.0.0.1, an ephemeral port, stopped by the fixture.
-
-Tiny model folders are built through the task code (task.build_model + save_model_folder), the way
-`bertkit train` writes them, from the shared tiny BERT (hidden 32, 2 layers, 332-token vocab).
+"""Fixtures for the serving tests: a real server on loopback (tests/live_server.py) and tiny model folders built
+through the task code (task.build_model + save_model_folder), the way `bertkit train` writes them, from the shared
+tiny BERT (hidden 32, 2 layers, 332-token vocab).
 """
 
 from __future__ import annotations
 
-import socket
-import threading
-import time
-from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
 
 pytest.importorskip("fastapi")
 pytest.importorskip("uvicorn")
-httpx = pytest.importorskip("httpx")
+pytest.importorskip("httpx")
 
-from bertkit.serving.app import create_app  # noqa: E402
-from bertkit.serving.config import ServeConfig  # noqa: E402
-
-TIMEOUT = 60.0  # a shared 2-core machine can be slow; no request should ever take this long
-
-
-@contextmanager
-def running_server(config: ServeConfig, startup_timeout: float = 60.0, backend=None) -> Iterator[str]:
-    """Serve create_app(config, backend) on 127.0.0.1:<free port> in a thread; yields the base URL; always
-    stops it."""
-    import uvicorn
-
-    app = create_app(config, backend)
-    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    sock.bind(("127.0.0.1", 0))
-    port = sock.getsockname()[1]
-    server = uvicorn.Server(
-        uvicorn.Config(app, log_level="warning", lifespan="on", timeout_graceful_shutdown=10)
-    )
-    thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + startup_timeout
-    while not server.started:
-        if not thread.is_alive() or time.monotonic() > deadline:
-            raise RuntimeError("the test server did not start")
-        time.sleep(0.02)
-    try:
-        yield f"http://127.0.0.1:{port}"
-    finally:
-        server.should_exit = True
-        thread.join(timeout=30)
-        sock.close()
+import live_server  # noqa: E402
 
 
 def _task_folder(tmp: Path, tiny: Path, family: str, options: dict, max_seq_length: int = 48) -> Path:
@@ -127,18 +89,13 @@ def ner_dir(tmp_path_factory, tiny_dir):
     return out
 
 
-def client(url: str, api_key: str | None = None) -> httpx.Client:
-    headers = {"Authorization": f"Bearer {api_key}"} if api_key else {}
-    return httpx.Client(base_url=url, timeout=TIMEOUT, headers=headers)
-
-
 @pytest.fixture(scope="session")
 def serve():
     """running_server(config) -> context manager yielding the base URL."""
-    return running_server
+    return live_server.running_server
 
 
 @pytest.fixture(scope="session")
 def http():
     """client(url, api_key=None) -> httpx.Client with a generous timeout."""
-    return client
+    return live_server.client

@@ -2,23 +2,12 @@
 
 from __future__ import annotations
 
-import importlib.util
 from collections.abc import Callable
 from pathlib import Path
 
 import pytest
 
-
-def _load_tiny():  # noqa: ANN202
-    spec = importlib.util.spec_from_file_location(
-        "bertkit_tests_tiny_bert", Path(__file__).with_name("tiny_bert.py")
-    )
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
-tiny = _load_tiny()
+import tiny_bert as tiny
 
 
 @pytest.fixture(scope="session")

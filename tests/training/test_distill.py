@@ -31,11 +31,7 @@ from bertkit.training.distill_targets import (
     mean_outputs,
 )
 
-_spec = importlib.util.spec_from_file_location(
-    "bertkit_tests_tiny_bert", Path(__file__).with_name("tiny_bert.py")
-)
-tiny = importlib.util.module_from_spec(_spec)
-_spec.loader.exec_module(tiny)
+import tiny_bert as tiny
 
 FAST = ["--max-seq-length", "32", "--batch-size", "8", "--no-progress"]
 

@@ -1,6 +1,6 @@
 """A tiny random BERT folder with a small real-word vocab, and a toy sentiment set it can learn in seconds.
-Shared by tests/training, tests/inference and tests/cli through their conftest.py (loaded by file path:
-the tests run with --import-mode=importlib)."""
+Shared by tests/training, tests/inference, tests/cli and tests/data: `import tiny_bert` (tests/ is on pytest's
+pythonpath)."""
 
 from __future__ import annotations
 
