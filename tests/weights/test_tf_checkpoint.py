@@ -14,9 +14,9 @@ import numpy as np
 import pytest
 from safetensors.numpy import load_file
 
+from bertkit.weights.crc32c import crc32c
 from bertkit.weights.tf_checkpoint import (
     CheckpointError,
-    crc32c,
     list_variables,
     read_checkpoint,
     resolve_checkpoint_prefix,
@@ -40,19 +40,6 @@ def _copy(src: Path, dst: Path) -> Path:
     for file in src.iterdir():
         shutil.copyfile(file, dst / file.name)
     return dst
-
-
-def _crc32c_reference(data: bytes) -> int:
-    """Byte-at-a-time crc32c in plain Python."""
-    table = []
-    for byte in range(256):
-        for _ in range(8):
-            byte = (byte >> 1) ^ (0x82F63B78 if byte & 1 else 0)
-        table.append(byte)
-    crc = 0xFFFFFFFF
-    for byte in data:
-        crc = table[(crc ^ byte) & 0xFF] ^ (crc >> 8)
-    return crc ^ 0xFFFFFFFF
 
 
 # ---------------------------------------------------------------- a minimal bundle writer
@@ -105,18 +92,6 @@ def _write_bundle(prefix: Path, tensors: dict[str, tuple[int, np.ndarray]], shar
     handles += _varint(len(data_block)) + _varint(len(index_block) - 5)
     footer = handles.ljust(40, b"\0") + (0xDB4775248B80FB57).to_bytes(8, "little")
     prefix.with_name(prefix.name + ".index").write_bytes(data_block + index_block + meta_block + footer)
-
-
-# ---------------------------------------------------------------- crc32c
-def test_crc32c_known_value() -> None:
-    assert crc32c(b"123456789") == 0xE3069283
-    assert crc32c(b"") == 0
-
-
-@pytest.mark.parametrize("n", [1, 3, 4, 5, 63, 64, 65, 1000, 4097, 300_001, 4_194_309])
-def test_crc32c_matches_reference(n: int) -> None:
-    data = np.random.default_rng(n).integers(0, 256, n, dtype=np.uint8)
-    assert crc32c(data.tobytes()) == crc32c(data) == _crc32c_reference(data.tobytes())
 
 
 # ---------------------------------------------------------------- fixtures written by TensorFlow
