@@ -19,7 +19,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from bertkit.data.collate import encoder_inputs, pad_sequences
-from bertkit.data.corpus import Shards
+from bertkit.data.shards import Shards
 from bertkit.model.config import BertConfig
 from bertkit.model.families import family_of
 from bertkit.model.heads import PretrainingLogits

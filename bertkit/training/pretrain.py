@@ -19,7 +19,7 @@ import torch
 from torch import nn
 
 from bertkit import runtime as rt_mod
-from bertkit.data.corpus import load_shards
+from bertkit.data.shards import load_shards
 from bertkit.model.config import BertConfig
 from bertkit.runtime import Runtime
 from bertkit.tasks.pretraining import PretrainingTask, shard_examples, split_by_document

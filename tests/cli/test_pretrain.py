@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from bertkit.cli.main import main
-from bertkit.data.corpus import load_shards
+from bertkit.data.shards import load_shards
 from bertkit.inference.features import FeatureExtractor
 
 

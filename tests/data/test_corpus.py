@@ -16,12 +16,12 @@ import pytest
 from bertkit.data.corpus import (
     PretrainingDataConfig,
     create_pretraining_data,
-    load_shards,
     read_documents,
     tokenize_documents,
     truncate_pair,
 )
 from bertkit.data.masking import candidate_groups
+from bertkit.data.shards import load_shards
 from bertkit.tokenization import Tokenizer
 
 SEED = 7
@@ -195,19 +195,6 @@ def _make_dir(out, sample, tokenizer, **options):
     config = PretrainingDataConfig(**{"max_seq_length": 64, "dupe_factor": 20, "seed": SEED, **options})
     create_pretraining_data([sample], out, tokenizer, config)
     return load_shards(out, tokenizer)
-
-
-def test_shards_belong_to_their_vocabulary(tmp_path, english, chinese_tokenizer):
-    folder = tmp_path / "s"
-    folder.mkdir()
-    with pytest.raises(FileNotFoundError, match="bertkit pretrain-data"):
-        load_shards(folder)
-    (folder / "meta.json").write_text(json.dumps({**english.meta, "format": "old"}))
-    with pytest.raises(ValueError, match="regenerate"):
-        load_shards(folder)
-    (folder / "meta.json").write_text(json.dumps(english.meta))
-    with pytest.raises(ValueError, match="another vocabulary"):
-        load_shards(folder, chinese_tokenizer)
 
 
 def test_chinese_word_boundaries_from_jieba_and_a_reference_file(tmp_path, chinese_tokenizer):

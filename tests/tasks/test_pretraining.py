@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 import torch
 
-from bertkit.data.corpus import Shards
+from bertkit.data.shards import Shards
 from bertkit.tasks import build_task
 from bertkit.tasks.pretraining import PretrainingTask, shard_examples, split_by_document
 from bertkit.tokenization import Tokenizer
