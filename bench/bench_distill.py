@@ -93,8 +93,8 @@ def speed(args: argparse.Namespace) -> None:
     from bertkit import runtime as rt
     from bertkit.engine import featurize
     from bertkit.tokenization import Tokenizer
-    from bertkit.training.distill import load_teachers
     from bertkit.training.distill_report import measure_speed
+    from bertkit.training.distill_teachers import load_teachers
     from bertkit.training.experiment import load_data
 
     task, teachers = load_teachers(args.teacher)

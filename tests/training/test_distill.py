@@ -4,6 +4,7 @@ text, and the output folder (metrics.json report, bertkit predict, transformers)
 
 from __future__ import annotations
 
+import gzip
 import importlib.util
 import json
 from pathlib import Path
@@ -21,7 +22,6 @@ from bertkit.runtime import Runtime
 from bertkit.tasks.tagging import TagOutput
 from bertkit.tokenization import Tokenizer
 from bertkit.training.config import TrainConfig
-from bertkit.training.distill import distilled_examples, load_teachers, read_unlabeled, teacher_pass
 from bertkit.training.distill_student import layer_indices, parse_layers, student_from_layers
 from bertkit.training.distill_targets import (
     ChoiceTargets,
@@ -30,6 +30,7 @@ from bertkit.training.distill_targets import (
     TaggingTargets,
     mean_outputs,
 )
+from bertkit.training.distill_teachers import distilled_examples, load_teachers, read_unlabeled, teacher_pass
 
 import tiny_bert as tiny
 
@@ -194,7 +195,7 @@ def test_ensemble_soft_targets_are_the_teachers_mean(teachers: list[Path], data:
 def test_distill_cli_end_to_end(teachers: list[Path], data: Path, tmp_path: Path, monkeypatch) -> None:  # noqa: ANN001
     """Two teachers into a 2-layer student with unlabelled text: the teachers run once over each window
     (never per epoch), metrics.json holds the report, and OUT predicts and loads in transformers."""
-    from bertkit.training import distill as distill_mod
+    from bertkit.training import distill_teachers as distill_mod
 
     calls = {"rows": 0}
     original = distill_mod.teacher_pass
@@ -254,6 +255,24 @@ def test_unlabeled_text_gets_the_teachers_labels(teachers: list[Path], data: Pat
     assert [d.example.label for d in done] == [p["label"] for p in predicted]
     assert all(f["label"] == task.labels.index(d.example.label) for d in done for f in d.features)
     assert all(abs(float(f["soft"].sum()) - 1) < 1e-5 for d in done for f in d.features)
+
+
+def test_unlabeled_reads_gzip_and_names_a_line_that_is_not_utf8(teachers: list[Path], data: Path,
+                                                                 tmp_path: Path) -> None:  # fmt: skip
+    """A gzipped --unlabeled file reads as the plain one (before: a UnicodeDecodeError for the whole file), and a
+    line that is not UTF-8 is named with its number."""
+    task, _ = load_teachers([str(teachers[0])])
+    plain = read_unlabeled(data / "unlabeled.txt", task)
+    packed = tmp_path / "unlabeled.txt.gz"
+    packed.write_bytes(gzip.compress((data / "unlabeled.txt").read_bytes()))
+    assert [e.text for e in read_unlabeled(packed, task)] == [e.text for e in plain]
+    jsonl = tmp_path / "unlabeled.jsonl.gz"
+    jsonl.write_bytes(gzip.compress("".join(json.dumps({"text": e.text}) + "\n" for e in plain).encode()))
+    assert [e.text for e in read_unlabeled(jsonl, task)] == [e.text for e in plain]
+    bad = tmp_path / "latin1.txt"
+    bad.write_bytes(b"fine words\ncaf\xe9 is good\n")
+    with pytest.raises(ValueError, match=r"latin1.txt:2: .*UTF-8"):
+        read_unlabeled(bad, task)
 
 
 def test_bad_input_is_named(teachers: list[Path], data: Path, tmp_path: Path, capsys) -> None:  # noqa: ANN001
