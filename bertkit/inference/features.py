@@ -11,7 +11,6 @@ import contextlib
 import logging
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
-from itertools import islice
 from pathlib import Path
 
 import numpy as np
@@ -19,6 +18,7 @@ import torch
 from torch import Tensor
 from tqdm.auto import tqdm
 
+from bertkit.inference.batching import check_texts, plan_batches, text_chunks
 from bertkit.inference.pooling import (
     FeatureSettings,
     Pooling,
@@ -52,65 +52,6 @@ class TokenFeatures:
     sequence_ids: list[int | None]  # 0 text, 1 text_pair, None special tokens
     layers: tuple[int, ...]
     values: np.ndarray  # (T, K, H) float32
-
-
-def _check_texts(texts: Sequence[object], name: str, start: int) -> None:
-    for i, text in enumerate(texts):
-        if not isinstance(text, str):
-            raise ValueError(
-                f"{name}[{start + i}] is {type(text).__name__}, not a string; every input must be text"
-            )
-
-
-def _chunks(
-    texts: Iterable[str], text_pairs: Iterable[str] | None, size: int
-) -> Iterator[tuple[list[str], list[str] | None]]:
-    """(texts, pairs) chunks of up to `size`; raises if the pairs run out before or after the texts."""
-    it, pit = iter(texts), None if text_pairs is None else iter(text_pairs)
-    done = 0
-    while chunk := list(islice(it, size)):
-        _check_texts(chunk, "texts", done)
-        pairs = None
-        if pit is not None:
-            pairs = list(islice(pit, len(chunk)))
-            if len(pairs) != len(chunk):
-                raise ValueError(
-                    f"text_pairs has {done + len(pairs)} items but texts has more; give one pair per text"
-                )
-            _check_texts(pairs, "text_pairs", done)
-        done += len(chunk)
-        yield chunk, pairs
-    if pit is not None and next(pit, None) is not None:
-        raise ValueError(f"text_pairs has more items than texts ({done}); give one pair per text")
-
-
-def plan_batches(
-    lengths: Sequence[int], batch_size: int | None = None, max_batch_tokens: int | None = None
-) -> list[list[int]]:
-    """Indices grouped longest first: at most batch_size rows and max_batch_tokens padded tokens per batch.
-
-    A token budget (text-embeddings-inference's max_batch_tokens) lets short texts go in large batches; a
-    text longer than the budget gets a batch of its own.
-    Example: plan_batches([3, 9, 5, 4], 2) -> [[1, 2], [3, 0]]
-    """
-    if batch_size is None and max_batch_tokens is None:
-        raise ValueError("give batch_size, max_batch_tokens or both")
-    for name, value in (("batch_size", batch_size), ("max_batch_tokens", max_batch_tokens)):
-        if value is not None and value < 1:
-            raise ValueError(f"{name} must be at least 1, got {value}")
-    order = sorted(range(len(lengths)), key=lambda i: -lengths[i])
-    batches, current = [], []
-    for i in order:
-        width = lengths[current[0]] if current else lengths[i]  # the first row of a batch is its longest
-        full = batch_size is not None and len(current) >= batch_size
-        over = max_batch_tokens is not None and width * (len(current) + 1) > max_batch_tokens
-        if current and (full or over):
-            batches.append(current)
-            current = []
-        current.append(i)
-    if current:
-        batches.append(current)
-    return batches
 
 
 def _pad(rows: list[list[int]], value: int) -> Tensor:
@@ -311,7 +252,7 @@ class FeatureExtractor:
     ) -> Iterator[np.ndarray]:
         total = len(texts) if isinstance(texts, Sequence) else total
         with tqdm(total=total, unit="text", disable=not show_progress, desc="encode") as bar:
-            for chunk, pairs in _chunks(texts, text_pairs, chunk_size):
+            for chunk, pairs in text_chunks(texts, text_pairs, chunk_size):
                 yield self._encode_chunk(chunk, pairs, batch_size, post, bar)
 
     def _tokenize(self, texts: list[str], pairs: list[str] | None) -> dict[str, list[list[int]]]:
@@ -383,13 +324,13 @@ class FeatureExtractor:
         if isinstance(texts, str):
             raise TypeError("encode_tokens takes a list of texts")
         chosen = resolve_layers(Pooling.MEAN, layers, self.model.config.num_hidden_layers)
-        _check_texts(texts, "texts", 0)
+        check_texts(texts, "texts", 0)
         if text_pairs is not None:
             if len(text_pairs) != len(texts):
                 raise ValueError(
                     f"text_pairs has {len(text_pairs)} items, texts {len(texts)}; give one pair per text"
                 )
-            _check_texts(text_pairs, "text_pairs", 0)
+            check_texts(text_pairs, "text_pairs", 0)
         encodings = self.tokenizer.encode_batch(
             list(texts), None if text_pairs is None else list(text_pairs), self.max_length
         )
