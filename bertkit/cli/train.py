@@ -98,7 +98,12 @@ def collect(args: argparse.Namespace) -> tuple[dict[str, Any], dict[str, Any], d
         path = Path(args.config)
         if not path.is_file():
             raise FileNotFoundError(f"--config {path} does not exist")
-        options = json.loads(path.read_text(encoding="utf-8"))
+        try:
+            options = json.loads(path.read_text(encoding="utf-8"))
+        except json.JSONDecodeError as err:
+            raise ValueError(
+                f"--config {path}: not valid JSON ({err.msg} at line {err.lineno}, column {err.colno})"
+            ) from None
         if not isinstance(options, dict):
             raise ValueError(f"{path}: expected a JSON object of options")
     flags = {

@@ -19,6 +19,7 @@ from pathlib import Path
 
 from tqdm.auto import tqdm
 
+from bertkit.data.datafile import numbered_lines
 from bertkit.data.masking import (
     jieba_spans,
     mask_sequence,
@@ -88,23 +89,17 @@ class Instance:
 
 
 def read_documents(paths: Iterable[str | Path]) -> list[list[tuple[str, str]]]:
-    """Documents as lists of (line, "file:line"); blank lines separate documents; lines are stripped."""
+    """Documents as lists of (line, "file:line"); blank lines separate documents; lines are stripped. Files may
+    be gzipped; a line that is not UTF-8 stops the run with its place."""
     documents: list[list[tuple[str, str]]] = [[]]
     for path in map(Path, paths):
-        if not path.is_file():
-            raise FileNotFoundError(f"corpus file {path} does not exist")
-        with path.open("rb") as f:
-            for number, raw in enumerate(f, start=1):
-                try:
-                    line = raw.decode("utf-8").strip()
-                except UnicodeDecodeError as err:
-                    raise ValueError(
-                        f"{path}:{number}: not UTF-8 ({err.reason} at byte {err.start}); re-save as UTF-8"
-                    ) from err
-                if line:
-                    documents[-1].append((line, f"{path}:{number}"))
-                elif documents[-1]:
-                    documents.append([])
+        for number, text, problem in numbered_lines(path, "corpus file"):
+            if problem:
+                raise ValueError(f"{path}:{number}: {problem}")
+            if line := text.strip():
+                documents[-1].append((line, f"{path}:{number}"))
+            elif documents[-1]:
+                documents.append([])
         if documents[-1]:
             documents.append([])  # a new file starts a new document
     return [d for d in documents if d]

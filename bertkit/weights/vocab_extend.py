@@ -18,6 +18,7 @@ from pathlib import Path
 import torch
 from torch import nn
 
+from bertkit.data.datafile import numbered_lines
 from bertkit.model.bert import BertModel, PretrainedBert
 from bertkit.tokenization import Tokenizer
 from bertkit.tokenization.rules import basic_tokenize
@@ -114,15 +115,16 @@ def extend_vocabulary(model: PretrainedBert, tokenizer: Tokenizer, words: Iterab
 
 
 def read_words(path: str | Path) -> list[str]:
-    """One word per line; blank lines and lines starting with '#' are skipped."""
-    path = Path(path)
-    if not path.is_file():
+    """One word per line (the file may be gzipped); blank lines and lines starting with '#' are skipped."""
+    if not Path(path).is_file():
         raise FileNotFoundError(f"word list {path} does not exist (one word per line)")
-    return [
-        s
-        for line in path.read_text(encoding="utf-8").splitlines()
-        if (s := line.strip()) and not s.startswith("#")
-    ]
+    words = []
+    for number, text, problem in numbered_lines(path, "word list"):
+        if problem:
+            raise ValueError(f"{path}:{number}: {problem}")
+        if (word := text.strip()) and not word.startswith("#"):
+            words.append(word)
+    return words
 
 
 def save_extension(folder: str | Path, extension: VocabExtension) -> Path:

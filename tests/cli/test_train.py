@@ -91,6 +91,15 @@ def test_config_file_seeds_and_predict_phase(model_dir: Path, data: Path, tmp_pa
         assert len((out / f"seed-{seed}" / "predictions.jsonl").read_text().splitlines()) == 5
 
 
+def test_a_config_file_that_is_not_json_is_named(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+    config = tmp_path / "run.json"
+    config.write_text('{"epochs": 1,\n "lr": 1e-4,}\n')
+    assert main(["train", "--config", str(config), "--output-dir", str(tmp_path / "out")]) == 2
+    err = capsys.readouterr().err
+    assert f"--config {config}: not valid JSON (Expecting property name enclosed in double quotes at line 2" in err
+    assert not (tmp_path / "out").exists()
+
+
 def test_bad_rows_stop_with_file_and_line(
     model_dir: Path, data: Path, tmp_path: Path, capsys: pytest.CaptureFixture
 ) -> None:

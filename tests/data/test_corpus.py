@@ -6,6 +6,7 @@ a word (English ## pieces, Chinese jieba words), truncation, and that every segm
 
 from __future__ import annotations
 
+import gzip
 import json
 import random
 from pathlib import Path
@@ -94,8 +95,13 @@ def test_read_documents(tmp_path):
     assert [[line for line, _ in d] for d in docs] == [["one.", "two."], ["three."], ["four."]]
     assert docs[1][0][1] == f"{tmp_path / 'a.txt'}:5"
     (tmp_path / "bad.txt").write_bytes(b"ok\n\xff\n")
-    with pytest.raises(ValueError, match="not UTF-8"):
+    with pytest.raises(ValueError, match=r"bad.txt:2: bytes 0-1 are not valid UTF-8; re-save the file as UTF-8"):
         read_documents([tmp_path / "bad.txt"])
+    # gzipped (Wikipedia-style dumps), with a byte-order mark: the same documents and places
+    (tmp_path / "a.txt.gz").write_bytes(gzip.compress(b"\xef\xbb\xbf" + (tmp_path / "a.txt").read_bytes()))
+    packed = read_documents([tmp_path / "a.txt.gz", tmp_path / "b.txt"])
+    assert [[line for line, _ in d] for d in packed] == [["one.", "two."], ["three."], ["four."]]
+    assert packed[1][0][1] == f"{tmp_path / 'a.txt.gz'}:5"
     with pytest.raises(FileNotFoundError, match="does not exist"):
         read_documents([tmp_path / "missing.txt"])
 

@@ -4,6 +4,7 @@ outputs bit-identical (tiny model fast, all-MiniLM-L6-v2 slow)."""
 
 from __future__ import annotations
 
+import gzip
 import json
 import shutil
 from pathlib import Path
@@ -18,7 +19,13 @@ from bertkit.model.heads import BertForPreTraining
 from bertkit.tokenization import Tokenizer
 from bertkit.training.config import TrainConfig
 from bertkit.training.pretrain import PretrainSpec, pretrain
-from bertkit.weights.vocab_extend import ADDED_FILE, extend_vocabulary, normalize_word, read_added_ids
+from bertkit.weights.vocab_extend import (
+    ADDED_FILE,
+    extend_vocabulary,
+    normalize_word,
+    read_added_ids,
+    read_words,
+)
 
 PLAIN = ["hello world", "the quick brown fox jumps over the lazy dog", "paris is a long word", "我爱北京"]
 WORDS = ["bertkit", "Tokenizer", "foxes", "lazydog"]  # all split into pieces by the tiny vocab
@@ -121,6 +128,20 @@ def _short_mlm_run(model_dir: Path, words: list[str], tmp_path: Path, steps: int
                          weight_decay=0.01)  # fmt: skip
     pretrain(spec, config, tmp_path / "trained")
     return tmp_path / "trained"
+
+
+def test_word_list_skips_comments_reads_gzip_and_names_a_bad_line(tmp_path):
+    words = tmp_path / "words.txt"
+    words.write_text("# domain words\nlidar\n\n  radar  \n#not a word\nsonar\n", encoding="utf-8")
+    assert read_words(words) == ["lidar", "radar", "sonar"]
+    packed = tmp_path / "words.txt.gz"
+    packed.write_bytes(gzip.compress(words.read_bytes()))
+    assert read_words(packed) == ["lidar", "radar", "sonar"]
+    (tmp_path / "latin1.txt").write_bytes(b"lidar\ncaf\xe9\n")
+    with pytest.raises(ValueError, match=r"latin1.txt:2: bytes 3-4 are not valid UTF-8"):
+        read_words(tmp_path / "latin1.txt")
+    with pytest.raises(FileNotFoundError, match="word list .*missing.txt does not exist"):
+        read_words(tmp_path / "missing.txt")
 
 
 def test_short_mlm_run_on_new_rows_keeps_other_outputs(tiny, tmp_path):
