@@ -21,6 +21,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from bertkit.textfile import load_json
+
 INFO_FILE = "bertkit.json"
 LABELS_FILE = "labels.txt"
 TRAIN_CONFIG_FILE = "train_config.json"
@@ -156,8 +158,5 @@ def _config_labels(path: Path) -> list[str] | None:
 def _json(path: Path) -> dict[str, Any] | None:
     if not path.is_file():
         return None
-    try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-    except json.JSONDecodeError as err:
-        raise ValueError(f"{path}: not valid JSON ({err}); restore the file") from err
+    data = load_json(path, "a JSON object; restore the file from the model you trained or downloaded")
     return data if isinstance(data, dict) else None

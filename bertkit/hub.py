@@ -5,11 +5,11 @@ Bottom level: it knows paths and names only, so the tokenizer and the weight loa
 
 from __future__ import annotations
 
-import json
 import re
 from pathlib import Path
 
 from bertkit.folder import INFO_FILE, LABELS_FILE
+from bertkit.textfile import load_json
 
 DEFAULT_MODEL = "minilm"
 ALIASES = ("minilm", "all-minilm-l6-v2", "sentence-transformers/all-minilm-l6-v2", "default")
@@ -75,7 +75,8 @@ def _download(repo_id: str) -> Path:
 def model_folder(path: Path) -> Path:
     """The folder holding the weights: follows a sentence-transformers layout to its Transformer module."""
     if path.is_dir() and not (path / "config.json").is_file() and (path / "modules.json").is_file():
-        for module in json.loads((path / "modules.json").read_text()):
+        modules = load_json(path / "modules.json", "sentence-transformers' list of modules", "modules file")
+        for module in modules if isinstance(modules, list) else ():
             if module.get("type", "").endswith("Transformer") and (path / module.get("path", "")).is_dir():
                 return path / module["path"]
     return path

@@ -33,9 +33,11 @@ LEVELS = {
     "runtime": 0,
     "hub": 0,
     "folder": 0,
+    "textfile": 0,  # reading users' text and JSON files (gzip, UTF-8, file:line errors), for every level
 }
-# Bottom-level modules that know only paths and names; the rest of the bottom level may import them.
-PATHS_AND_NAMES = {"hub", "folder"}
+# Bottom-level modules that import nothing from bertkit but each other: paths and names (hub, folder) and
+# reading files (textfile). The rest of the bottom level may import them.
+PATHS_AND_NAMES = {"hub", "folder", "textfile"}
 # The CLI dispatcher imports the command modules; commands do not import each other, except these.
 CLI_DISPATCHER = "bertkit/cli/main.py"
 CLI_BORROWS: set[tuple[str, str]] = set()

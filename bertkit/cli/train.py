@@ -7,6 +7,7 @@ import json
 from pathlib import Path
 from typing import Any
 
+from bertkit.textfile import load_json_object
 from bertkit.training.config import TrainConfig
 from bertkit.training.options import add_train_config_flags, column, split_options
 
@@ -98,14 +99,7 @@ def collect(args: argparse.Namespace) -> tuple[dict[str, Any], dict[str, Any], d
         path = Path(args.config)
         if not path.is_file():
             raise FileNotFoundError(f"--config {path} does not exist")
-        try:
-            options = json.loads(path.read_text(encoding="utf-8"))
-        except json.JSONDecodeError as err:
-            raise ValueError(
-                f"--config {path}: not valid JSON ({err.msg} at line {err.lineno}, column {err.colno})"
-            ) from None
-        if not isinstance(options, dict):
-            raise ValueError(f"{path}: expected a JSON object of options")
+        options = load_json_object(path, "a JSON object of options (--config)", "--config")
     flags = {
         k: v for k, v in vars(args).items() if v is not None and k not in ("config", "command", "verbose")
     }

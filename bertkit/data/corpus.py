@@ -19,7 +19,6 @@ from pathlib import Path
 
 from tqdm.auto import tqdm
 
-from bertkit.data.datafile import numbered_lines
 from bertkit.data.masking import (
     jieba_spans,
     mask_sequence,
@@ -29,6 +28,7 @@ from bertkit.data.masking import (
     wordpiece_continuation,
 )
 from bertkit.data.shards import META_FILE, write_shards
+from bertkit.textfile import numbered_lines
 from bertkit.tokenization import Tokenizer
 
 logger = logging.getLogger(__name__)

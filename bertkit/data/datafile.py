@@ -1,5 +1,6 @@
-"""Opening data files, once for every reader: gzip (by its magic bytes), UTF-8 with or without a byte-order
-mark, numbered lines, JSON lines and whole JSON documents. Every problem names its place as "file:line".
+"""The rows and records of data files, once for every reader: TSV/CSV rows (a quoted field may span lines) and
+JSON lines, over bertkit.textfile's lines (gzip, UTF-8 with or without a byte-order mark). Every problem names
+its place as "file:line".
 
 Readers build examples on top of these and turn a bad record into a Reject instead of raising (the one reader
 contract: see bertkit.data.validate). A problem with the whole file (missing, not JSON at all, no header)
@@ -13,17 +14,13 @@ Example:
 from __future__ import annotations
 
 import csv
-import gzip
 import json
 from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import IO, Any, NamedTuple, TypeVar
+from typing import Any, NamedTuple, TypeVar
 
 from bertkit.data.validate import Reject
-
-GZIP_MAGIC = b"\x1f\x8b"
-BOM = b"\xef\xbb\xbf"  # UTF-8 byte-order mark (GLUE's MRPC files and Windows editors write one)
-NOT_UTF8 = "bytes {start}-{end} are not valid UTF-8; re-save the file as UTF-8"
+from bertkit.textfile import decoded_lines, numbered_lines
 
 T = TypeVar("T")
 
@@ -39,30 +36,6 @@ class Record(NamedTuple):
     raw: str  # the line as read, without its line ending
     obj: dict[str, Any] | None
     problem: str | None
-
-
-def open_binary(path: str | Path, what: str = "data file") -> IO[bytes]:
-    """The file's bytes; gzip files (whatever their name) are decompressed on the fly."""
-    path = Path(path)
-    if not path.is_file():
-        raise FileNotFoundError(f"{what} {path} does not exist")
-    with path.open("rb") as f:
-        magic = f.read(2)
-    return gzip.open(path, "rb") if magic == GZIP_MAGIC else path.open("rb")
-
-
-def decoded_lines(path: str | Path, bad: dict[int, str], what: str = "data file") -> Iterator[str]:
-    """Lines as text with their line endings (numbered from 1 in order); a line that is not UTF-8 is recorded
-    in `bad` (line number -> reason) and yielded with the bad bytes replaced, so the caller can reject it."""
-    with open_binary(path, what) as f:
-        for number, raw in enumerate(f, start=1):
-            if number == 1 and raw.startswith(BOM):
-                raw = raw[len(BOM) :]
-            try:
-                yield raw.decode("utf-8")
-            except UnicodeDecodeError as err:
-                bad[number] = NOT_UTF8.format(start=err.start, end=err.end)
-                yield raw.decode("utf-8", errors="replace")
 
 
 class Row(NamedTuple):
@@ -105,19 +78,6 @@ def csv_rows(path: str | Path, delimiter: str, quoting: int, what: str = "data f
         yield Row(first, fields, raw, bad[0] if bad else problem)
 
 
-class Line(NamedTuple):
-    number: int  # 1-based
-    text: str  # without the line ending
-    problem: str | None  # why the line's bytes are not text, or None
-
-
-def numbered_lines(path: str | Path, what: str = "data file") -> Iterator[Line]:
-    """Every line of a text file (blank ones too), without its line ending."""
-    bad: dict[int, str] = {}
-    for number, text in enumerate(decoded_lines(path, bad, what), start=1):
-        yield Line(number, text.rstrip("\r\n"), bad.get(number))
-
-
 def json_records(path: str | Path, what: str = "JSON lines file") -> Iterator[Record]:
     """One Record per non-blank line: the JSON object, or why the line is not one."""
     path = Path(path)
@@ -155,26 +115,6 @@ def parse_records(
             yield Reject(source, raw, problem)
         elif example is not None:
             yield example
-
-
-def load_json(path: str | Path, expected: str, what: str = "JSON file") -> Any:
-    """A whole JSON document (SQuAD, C3); a file that is not UTF-8 JSON raises with file:line and `expected`."""
-    path = Path(path)
-    with open_binary(path, what) as f:
-        data = f.read()
-    if data.startswith(BOM):
-        data = data[len(BOM) :]
-    try:
-        text = data.decode("utf-8")
-    except UnicodeDecodeError as err:
-        line = data.count(b"\n", 0, err.start) + 1
-        raise ValueError(f"{path}:{line}: not valid UTF-8; re-save the file as UTF-8 ({expected})") from None
-    try:
-        return json.loads(text)
-    except json.JSONDecodeError as err:
-        raise ValueError(
-            f"{path}:{err.lineno}: not valid JSON ({err.msg} at column {err.colno}); expected {expected}"
-        ) from None
 
 
 def field(obj: Any, key: str, kind: type | tuple[type, ...] = str, where: str = "") -> Any:

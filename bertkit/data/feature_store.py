@@ -42,6 +42,7 @@ from bertkit.data.feature_columns import (
     decode,
     encode,
 )
+from bertkit.textfile import load_json_object
 
 logger = logging.getLogger(__name__)
 
@@ -177,7 +178,7 @@ class FeatureStore(Sequence[dict[str, Any]]):
         meta_path = self.folder / META
         if not meta_path.is_file():
             raise FileNotFoundError(f"{self.folder} is not a finished feature store (no {META})")
-        self.meta = json.loads(meta_path.read_text(encoding="utf-8"))
+        self.meta = load_json_object(meta_path, "the store's metadata; delete the folder to rebuild it", "store")
         if self.meta.get("format_version") != FORMAT_VERSION:
             raise ValueError(f"{meta_path}: feature store format {self.meta.get('format_version')}, "
                              f"this bertkit reads {FORMAT_VERSION}; delete the folder to rebuild it")  # fmt: skip

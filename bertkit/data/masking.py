@@ -14,7 +14,7 @@ from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from bertkit.data.datafile import numbered_lines
+from bertkit.textfile import numbered_lines
 
 
 @dataclass(frozen=True)

@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
+from bertkit.textfile import load_json_object
 from bertkit.tokenization import Tokenizer
 
 if TYPE_CHECKING:  # corpus imports this module to write its shards
@@ -130,7 +131,7 @@ def load_shards(folder: str | Path, tokenizer: Tokenizer | None = None) -> Shard
         raise FileNotFoundError(
             f"{folder} has no {META_FILE}: make pretraining shards with `bertkit pretrain-data`"
         )
-    meta = json.loads(meta_path.read_text(encoding="utf-8"))
+    meta = load_json_object(meta_path, "the shards' metadata; run `bertkit pretrain-data` again", "shards metadata")
     if meta.get("format") != FORMAT:
         raise ValueError(
             f"{meta_path}: format {meta.get('format')!r} is not {FORMAT!r}; regenerate the shards"

@@ -19,9 +19,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol
 
-from bertkit.data.datafile import decoded_lines, json_records
+from bertkit.data.datafile import json_records
 from bertkit.data.readers.tsv import read_tsv
 from bertkit.data.validate import Reject
+from bertkit.textfile import decoded_lines
 
 logger = logging.getLogger(__name__)
 

@@ -18,6 +18,7 @@ import torch
 from torch import Tensor
 
 from bertkit.model.bert import EncoderOutput
+from bertkit.textfile import load_json
 
 logger = logging.getLogger(__name__)
 
@@ -150,10 +151,7 @@ class FeatureSettings:
 
 
 def _read_json(path: Path) -> dict | list:
-    try:
-        return json.loads(path.read_text(encoding="utf-8"))
-    except json.JSONDecodeError as err:
-        raise ValueError(f"{path}: not valid JSON ({err}); fix or delete the file") from err
+    return load_json(path, "the model folder's settings as JSON; fix or delete the file", "settings file")
 
 
 def _st_pooling(path: Path) -> Pooling:

@@ -13,10 +13,10 @@ from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from bertkit.data.datafile import numbered_lines
 from bertkit.engine import Engine
 from bertkit.prepare import bf16_weights_prepared, prepare_for_inference
 from bertkit.runtime import Runtime, compile_encoder
+from bertkit.textfile import numbered_lines
 
 logger = logging.getLogger(__name__)
 

@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from bertkit.model.families import family, known_families
+from bertkit.textfile import load_json_object
 
 ACTIVATIONS = ("gelu", "gelu_new", "gelu_pytorch_tanh", "gelu_google", "gelu_fast", "relu", "silu", "swish")
 
@@ -228,14 +229,9 @@ class BertConfig:
                 f"config file {path} does not exist; a model folder needs config.json "
                 "(Hugging Face) or bert_config.json (Google)"
             )
-        try:
-            data = json.loads(path.read_text(encoding="utf-8"))
-        except json.JSONDecodeError as err:
-            raise ValueError(
-                f"{path}: not valid JSON ({err}); restore the file from the original model"
-            ) from err
-        if not isinstance(data, dict):
-            raise ValueError(f"{path}: expected a JSON object of BERT hyperparameters")
+        data = load_json_object(
+            path, "a JSON object of BERT hyperparameters; restore the file from the original model", "config file"
+        )
         # Google's ALBERT ships albert_config.json, without a model_type
         return cls.from_dict(data, source=str(path), default_type="albert" if path.name == "albert_config.json" else "bert")
 

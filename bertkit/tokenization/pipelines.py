@@ -28,6 +28,7 @@ import tokenizers
 from tokenizers import AddedToken, decoders, normalizers, pre_tokenizers, processors
 from tokenizers.models import BPE, Unigram
 
+from bertkit.textfile import load_json_object
 from bertkit.tokenization.encoding import Template
 from bertkit.tokenization.spm import BYTE, CONTROL, UNIGRAM, USER_DEFINED, read_spm
 from bertkit.tokenization.vocab import SpecialTokens
@@ -270,7 +271,4 @@ def _template(post: dict[str, Any] | None, source: Path) -> tuple[Template | Non
 
 
 def _json(path: Path) -> dict[str, Any]:
-    try:
-        return json.loads(path.read_text(encoding="utf-8"))
-    except json.JSONDecodeError as e:
-        raise ValueError(f"{path} is not valid JSON: {e}") from e
+    return load_json_object(path, "a tokenizer file; restore it from the original model", "tokenizer file")

@@ -8,6 +8,8 @@ import re
 from dataclasses import dataclass
 from pathlib import Path
 
+from bertkit.textfile import load_json_object
+
 logger = logging.getLogger(__name__)
 
 VOCAB_FILE = "vocab.txt"
@@ -118,13 +120,7 @@ def read_config(folder: Path) -> dict:
     path = folder / CONFIG_FILE
     if not path.is_file():
         return {}
-    try:
-        config = json.loads(path.read_text(encoding="utf-8"))
-    except json.JSONDecodeError as e:
-        raise ValueError(f"{path} is not valid JSON: {e}") from e
-    if not isinstance(config, dict):
-        raise ValueError(f"{path} must hold a JSON object")
-    return config
+    return load_json_object(path, "a JSON object of tokenizer settings; restore the file", "tokenizer config")
 
 
 def write_settings(settings: TokenizerSettings, folder: Path) -> Path:
@@ -152,10 +148,9 @@ def max_positions(folder: Path) -> int:
     for name in ("config.json", "bert_config.json"):
         path = folder / name
         if path.is_file():
-            try:
-                value = json.loads(path.read_text(encoding="utf-8")).get("max_position_embeddings")
-            except json.JSONDecodeError as e:
-                raise ValueError(f"{path} is not valid JSON: {e}") from e
+            value = load_json_object(path, "a JSON object of BERT hyperparameters; restore the file").get(
+                "max_position_embeddings"
+            )
             if isinstance(value, int):
                 return value
     return 512

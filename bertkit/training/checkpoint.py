@@ -24,6 +24,7 @@ from torch import nn
 
 from bertkit.engine import save_folder
 from bertkit.folder import TRAIN_CONFIG_FILE
+from bertkit.textfile import load_json_object
 from bertkit.training.config import TrainConfig
 
 logger = logging.getLogger(__name__)
@@ -148,7 +149,8 @@ def load_checkpoint(
     path: Path, model: nn.Module, optimizer: torch.optim.Optimizer, config: TrainConfig, scaler: Any = None
 ) -> tuple[TrainState, list[dict]]:
     """Restore model and optimizer in place; returns (TrainState, per-rank RNG states)."""
-    info = json.loads((path / "state.json").read_text(encoding="utf-8"))
+    expected = "a checkpoint's state; the checkpoint is damaged: delete it to resume from an earlier one"
+    info = load_json_object(path / "state.json", expected, "checkpoint state")
     check_compatible(info["config"], config, path)
     model.load_state_dict(load_file(str(path / "model.safetensors")))
     extra = torch.load(path / "optimizer.pt", map_location="cpu", weights_only=False)

@@ -8,6 +8,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from bertkit.textfile import load_json_object
+
 SCHEDULES = ("linear", "cosine", "constant")
 
 
@@ -93,4 +95,5 @@ class TrainConfig:
 
     @classmethod
     def load(cls, path: str | Path) -> TrainConfig:
-        return cls.from_dict(json.loads(Path(path).read_text(encoding="utf-8")), source=str(path))
+        data = load_json_object(path, "a JSON object of training options", "training config")
+        return cls.from_dict(data, source=str(path))

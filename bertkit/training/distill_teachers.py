@@ -15,11 +15,11 @@ from typing import Any
 import torch
 from torch import nn
 
-from bertkit.data.datafile import numbered_lines
 from bertkit.engine import featurize, load_task, run_model
 from bertkit.folder import INFO_FILE, has_info
 from bertkit.runtime import Runtime
 from bertkit.tasks.base import Feature, Task
+from bertkit.textfile import numbered_lines
 from bertkit.tokenization import Tokenizer
 from bertkit.training.config import TrainConfig
 from bertkit.training.distill_targets import mean_outputs, soft_targets_for

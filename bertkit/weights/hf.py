@@ -7,7 +7,6 @@ a parameter raise before anything is written.
 
 from __future__ import annotations
 
-import json
 import logging
 from pathlib import Path
 
@@ -17,6 +16,7 @@ from safetensors.torch import load_file, save_file
 
 from bertkit.model.bert import BertModel, PretrainedBert
 from bertkit.model.families import family_of
+from bertkit.textfile import load_json_object
 
 logger = logging.getLogger(__name__)
 
@@ -74,10 +74,19 @@ def _read_one(path: Path) -> dict[str, torch.Tensor]:
     return state
 
 
+def _weight_map(index: Path) -> dict[str, str]:
+    """The tensor -> shard file map of a sharded checkpoint's *.index.json."""
+    expected = 'a weights index ({"weight_map": {tensor: shard file}}); restore it from the original model'
+    weight_map = load_json_object(index, expected, "weights index").get("weight_map")
+    if not isinstance(weight_map, dict) or not all(isinstance(v, str) for v in weight_map.values()):
+        raise ValueError(f"{index}: no weight_map of tensor names to shard files; expected {expected}")
+    return weight_map
+
+
 def read_hf_weights(path: Path, prefix: str = "bert.") -> dict[str, torch.Tensor]:
     """All tensors of an HF weights file (or sharded index), with canonical keys, as float32 where floating."""
     if path.name.endswith(".index.json"):
-        shards = sorted(set(json.loads(path.read_text())["weight_map"].values()))
+        shards = sorted(set(_weight_map(path).values()))
         raw: dict[str, torch.Tensor] = {}
         for shard in shards:
             if not (path.parent / shard).is_file():
@@ -97,7 +106,7 @@ def read_hf_weights(path: Path, prefix: str = "bert.") -> dict[str, torch.Tensor
 def read_hf_keys(path: Path, prefix: str = "bert.") -> set[str]:
     """The canonical keys of an HF weights file (and of a legacy head file beside it), without reading tensors."""
     if path.name.endswith(".index.json"):
-        keys = set(json.loads(path.read_text())["weight_map"])
+        keys = set(_weight_map(path))
     elif path.suffix == ".safetensors":
         try:
             with safe_open(str(path), "pt") as f:

@@ -18,8 +18,8 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from bertkit.data.datafile import numbered_lines
 from bertkit.model.bert import BertModel, PretrainedBert
+from bertkit.textfile import load_json_object, numbered_lines
 from bertkit.tokenization import Tokenizer
 from bertkit.tokenization.rules import basic_tokenize
 from bertkit.weights.hf import copy_other_files, save_hf
@@ -28,6 +28,7 @@ from bertkit.weights.load import load_every_head, model_folder, resolve_model_pa
 logger = logging.getLogger(__name__)
 
 ADDED_FILE = "extended_vocab.json"  # {word: id} of every word added by extend_vocabulary, kept across runs
+_ADDED_EXPECTED = "a JSON object {word: id} of the words bertkit vocab extend added; restore the file"
 
 
 @dataclass(frozen=True)
@@ -130,7 +131,7 @@ def read_words(path: str | Path) -> list[str]:
 def save_extension(folder: str | Path, extension: VocabExtension) -> Path:
     """Merge the added words into folder/extended_vocab.json (kept across several extensions)."""
     path = Path(folder) / ADDED_FILE
-    added = json.loads(path.read_text(encoding="utf-8")) if path.is_file() else {}
+    added = load_json_object(path, _ADDED_EXPECTED) if path.is_file() else {}
     added.update(extension.added)
     path.write_text(json.dumps(added, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
     return path
@@ -141,7 +142,7 @@ def read_added_ids(folder: str | Path) -> list[int]:
     path = Path(folder) / ADDED_FILE
     if not path.is_file():
         return []
-    return sorted(json.loads(path.read_text(encoding="utf-8")).values())
+    return sorted(load_json_object(path, _ADDED_EXPECTED).values())
 
 
 def extend_model_folder(model: str | Path, words: Iterable[str], output_dir: str | Path) -> VocabExtension:

@@ -96,7 +96,8 @@ def test_a_config_file_that_is_not_json_is_named(tmp_path: Path, capsys: pytest.
     config.write_text('{"epochs": 1,\n "lr": 1e-4,}\n')
     assert main(["train", "--config", str(config), "--output-dir", str(tmp_path / "out")]) == 2
     err = capsys.readouterr().err
-    assert f"--config {config}: not valid JSON (Expecting property name enclosed in double quotes at line 2" in err
+    assert f"{config}:2: not valid JSON (Expecting property name enclosed in double quotes at column 13)" in err
+    assert "expected a JSON object of options (--config)" in err
     assert not (tmp_path / "out").exists()
 
 

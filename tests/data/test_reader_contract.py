@@ -10,9 +10,10 @@ from pathlib import Path
 
 import pytest
 
-from bertkit.data.datafile import csv_rows, json_records, load_json, numbered_lines
+from bertkit.data.datafile import csv_rows, json_records
 from bertkit.data.readers import READERS
 from bertkit.data.validate import Reject, checked
+from bertkit.textfile import load_json, load_json_object, numbered_lines
 
 SQUAD_GOOD = {"id": "q1", "question": "Where?", "answers": [{"text": "Paris", "answer_start": 3}]}
 SQUAD_BAD = {"id": "q2", "answers": []}  # no question
@@ -127,6 +128,20 @@ def test_json_records_and_documents_name_the_line(tmp_path: Path) -> None:
         load_json(doc, "SQuAD-format JSON")
     with pytest.raises(FileNotFoundError, match="QA file .*nope.json does not exist"):
         load_json(tmp_path / "nope.json", "x", "QA file")
+
+
+def test_json_objects_name_the_file_the_line_and_the_mend(tmp_path: Path) -> None:
+    """load_json_object: the configs and metadata bertkit reads (model and training configs, tokenizer files,
+    checkpoint state, stores' metadata) name the file, the line and what the object should be."""
+    path = tmp_path / "config.json"
+    path.write_text('{"hidden_size": 32,\n "num_hidden_layers": 2,}\n')
+    with pytest.raises(ValueError, match=r"config.json:2: not valid JSON \(.*\); expected hyperparameters"):
+        load_json_object(path, "hyperparameters")
+    path.write_text("[1, 2]")
+    with pytest.raises(ValueError, match=r"config.json: holds a JSON list, not an object; expected hyperparameters"):
+        load_json_object(path, "hyperparameters")
+    path.write_bytes(gzip.compress(b'\xef\xbb\xbf{"a": 1}'))
+    assert load_json_object(path, "x") == {"a": 1}
 
 
 def test_csv_rows_span_quoted_newlines(tmp_path: Path) -> None:

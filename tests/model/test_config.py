@@ -36,6 +36,12 @@ def test_bad_json_and_missing_file(tmp_path):
     (tmp_path / "config.json").write_text("{not json")
     with pytest.raises(ValueError, match="not valid JSON"):
         BertConfig.from_json(tmp_path / "config.json")
+    (tmp_path / "config.json").write_text('{"hidden_size": 32, "num_hidden_layers"')  # a truncated download
+    with pytest.raises(ValueError, match=r"config.json:1: not valid JSON .*restore the file from the original model"):
+        BertConfig.from_json(tmp_path / "config.json")
+    (tmp_path / "config.json").write_text("[32, 2]")
+    with pytest.raises(ValueError, match="config.json: holds a JSON list, not an object; expected a JSON object of BERT"):
+        BertConfig.from_json(tmp_path / "config.json")
     with pytest.raises(FileNotFoundError, match="does not exist"):
         BertConfig.from_json(tmp_path / "nope.json")
 

@@ -168,6 +168,10 @@ def test_resume_refuses_other_options(toy, tiny_model_dir: Path, tmp_path: Path)
         train(task, model, tok, toy(16, 0), None, config.replace(batch_size=4), tmp_path)
     with pytest.raises(ValueError, match="trained on 16 features, this data gives 20"):
         train(task, model, tok, toy(20, 0), None, config, tmp_path)
+    state = tmp_path / "checkpoints" / "step-00000003" / "state.json"
+    state.write_text(state.read_text()[:40])  # a damaged checkpoint: named, with the way out
+    with pytest.raises(ValueError, match=r"step-00000003/state.json:\d+: not valid JSON .*delete it to resume"):
+        train(task, model, tok, toy(16, 0), None, config, tmp_path)
 
 
 def test_config_is_strict(tmp_path: Path) -> None:

@@ -135,6 +135,28 @@ def test_truncated_safetensors(tmp_path, fixtures_dir):
         load_pretrained(tmp_path / "m")
 
 
+def test_sharded_checkpoint_reproduces_reference_and_a_damaged_index_is_named(tmp_path, fixtures_dir, expected):
+    """A checkpoint that transformers saved in shards (model.safetensors.index.json + shard files, as large
+    models ship) loads to the reference outputs; an index that is not JSON or has no weight_map is named."""
+    transformers = pytest.importorskip("transformers")
+    folder = tmp_path / "sharded"
+    hf = transformers.BertForPreTraining.from_pretrained(fixtures_dir / "tiny-bert-hf")
+    hf.save_pretrained(folder, max_shard_size="40KB")
+    index = folder / "model.safetensors.index.json"
+    assert index.is_file() and len(list(folder.glob("model-*-of-*.safetensors"))) > 1
+    model, report = load_pretrained(folder, BertForPreTraining)
+    assert report.initialized == () and report.loaded == 46
+    worst = run_cases(model, expected, torch.float32)
+    assert max(worst.values()) < 1e-5, worst
+    text = index.read_text()
+    index.write_text(text[: len(text) // 2])  # an interrupted download
+    with pytest.raises(ValueError, match=r"model.safetensors.index.json:\d+: not valid JSON .*restore it"):
+        load_pretrained(folder, BertForPreTraining)
+    index.write_text(json.dumps({"metadata": {}}))
+    with pytest.raises(ValueError, match=r"index.json: no weight_map of tensor names to shard files"):
+        load_pretrained(folder, BertForPreTraining)
+
+
 def test_truncated_tf_checkpoint(tmp_path, fixtures_dir):
     shutil.copytree(fixtures_dir / "tiny-bert-tf", tmp_path / "m")
     data_file = tmp_path / "m" / "bert_model.ckpt.data-00000-of-00001"

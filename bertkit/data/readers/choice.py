@@ -9,9 +9,10 @@ from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
-from bertkit.data.datafile import RecordError, dumps, field, load_json, numbered_lines, parse_records
+from bertkit.data.datafile import RecordError, dumps, field, parse_records
 from bertkit.data.examples import ChoiceExample
 from bertkit.data.validate import Reject
+from bertkit.textfile import load_json, numbered_lines
 
 
 def read_socialiqa(

@@ -13,11 +13,11 @@ from collections.abc import Iterator
 from itertools import chain
 from pathlib import Path
 
-from bertkit.data.datafile import Line, numbered_lines
 from bertkit.data.examples import TaggedExample
 from bertkit.data.tag_schemes import split_tag
 from bertkit.data.validate import Reject
 from bertkit.data.words import join_words
+from bertkit.textfile import Line, numbered_lines
 
 # Columns are separated by spaces or tabs only: a full-width space (U+3000) can be a token of its own.
 _COLUMNS = re.compile(r"[ \t]+")

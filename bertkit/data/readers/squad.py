@@ -13,9 +13,10 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-from bertkit.data.datafile import RecordError, dumps, field, load_json, parse_records
+from bertkit.data.datafile import RecordError, dumps, field, parse_records
 from bertkit.data.examples import Answer, QAExample
 from bertkit.data.validate import Reject
+from bertkit.textfile import load_json
 
 logger = logging.getLogger(__name__)
 
