@@ -13,7 +13,6 @@ import pytest
 from bertkit.data.datafile import csv_rows, json_records
 from bertkit.data.readers import READERS
 from bertkit.data.validate import Reject, checked
-from bertkit.textfile import load_json, load_json_object, numbered_lines
 
 SQUAD_GOOD = {"id": "q1", "question": "Where?", "answers": [{"text": "Paris", "answer_start": 3}]}
 SQUAD_BAD = {"id": "q2", "answers": []}  # no question
@@ -107,41 +106,12 @@ def test_a_line_that_is_not_utf8_is_a_reject(name: str, tmp_path: Path) -> None:
     assert not any(isinstance(i, Reject) for i in items[:-1])
 
 
-def test_gzip_is_recognised_by_its_bytes_not_its_name(tmp_path: Path) -> None:
-    path = tmp_path / "data.txt"
-    path.write_bytes(gzip.compress(b"\xef\xbb\xbfone\r\ntwo\n"))
-    assert [(n, t) for n, t, _ in numbered_lines(path)] == [(1, "one"), (2, "two")]
-
-
-def test_json_records_and_documents_name_the_line(tmp_path: Path) -> None:
+def test_json_records_name_the_line(tmp_path: Path) -> None:
     path = tmp_path / "x.jsonl"
     path.write_text('{"a": 1}\n\n[1]\n{"a": \n')
     got = [(r.source.rsplit(":", 1)[1], r.obj, r.problem) for r in json_records(path)]
     assert got == [("1", {"a": 1}, None), ("3", None, "expected a JSON object, found list"),
                    ("4", None, "not valid JSON (Expecting value at column 7)")]  # fmt: skip
-    doc = tmp_path / "doc.json"
-    doc.write_text('{\n "data": [\n  1,\n ]\n}\n')
-    with pytest.raises(ValueError, match=r"doc.json:4: not valid JSON \(.*\); expected SQuAD"):
-        load_json(doc, "SQuAD-format JSON")
-    doc.write_bytes(b'{\n"x": "caf\xe9"}')
-    with pytest.raises(ValueError, match=r"doc.json:2: not valid UTF-8"):
-        load_json(doc, "SQuAD-format JSON")
-    with pytest.raises(FileNotFoundError, match="QA file .*nope.json does not exist"):
-        load_json(tmp_path / "nope.json", "x", "QA file")
-
-
-def test_json_objects_name_the_file_the_line_and_the_mend(tmp_path: Path) -> None:
-    """load_json_object: the configs and metadata bertkit reads (model and training configs, tokenizer files,
-    checkpoint state, stores' metadata) name the file, the line and what the object should be."""
-    path = tmp_path / "config.json"
-    path.write_text('{"hidden_size": 32,\n "num_hidden_layers": 2,}\n')
-    with pytest.raises(ValueError, match=r"config.json:2: not valid JSON \(.*\); expected hyperparameters"):
-        load_json_object(path, "hyperparameters")
-    path.write_text("[1, 2]")
-    with pytest.raises(ValueError, match=r"config.json: holds a JSON list, not an object; expected hyperparameters"):
-        load_json_object(path, "hyperparameters")
-    path.write_bytes(gzip.compress(b'\xef\xbb\xbf{"a": 1}'))
-    assert load_json_object(path, "x") == {"a": 1}
 
 
 def test_csv_rows_span_quoted_newlines(tmp_path: Path) -> None:
