@@ -6,8 +6,7 @@
 from __future__ import annotations
 
 import dataclasses
-import json
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -15,6 +14,7 @@ from typing import Any
 import torch
 from torch import nn
 
+from bertkit.data.datafile import json_records
 from bertkit.engine import featurize, load_task, run_model
 from bertkit.folder import INFO_FILE, has_info
 from bertkit.runtime import Runtime
@@ -98,24 +98,8 @@ def read_unlabeled(path: str | Path, task: Task, limit: int | None = None) -> li
         raise FileNotFoundError(f"--unlabeled {path} does not exist")
     if task.name not in ("classification", "tagging"):
         raise ValueError(f"--unlabeled works for classification and tagging, not {task.name}")
-    jsonl = path.name.removesuffix(".gz").endswith((".jsonl", ".json"))
     out = []
-    for n, line, problem in numbered_lines(path, "--unlabeled file"):
-        if not line.strip():
-            continue
-        where = f"{path}:{n}"
-        if problem:
-            raise ValueError(f"{where}: {problem}")
-        if jsonl:
-            try:
-                record = json.loads(line)
-            except json.JSONDecodeError as err:
-                raise ValueError(f"{where}: not valid JSON ({err.msg}); one JSON object per line") from err
-            if not isinstance(record, Mapping):
-                raise ValueError(f'{where}: expected a JSON object such as {{"text": ...}}')
-            record = {k: v for k, v in record.items() if k not in ("label", "tags", "entities")}
-        else:
-            record = {"text": line}
+    for where, record in _unlabeled_records(path):
         example = task.example_from_dict(record, where)
         reason = task.check(example, labelled=False) if hasattr(task, "check") else None
         if reason:
@@ -124,6 +108,22 @@ def read_unlabeled(path: str | Path, task: Task, limit: int | None = None) -> li
         if limit is not None and len(out) >= limit:
             break
     return out
+
+
+def _unlabeled_records(path: Path) -> Iterator[tuple[str, dict[str, Any]]]:
+    """("file:line", the task's input fields) per non-blank line; a line that is not text (or, in JSON lines,
+    not a JSON object) raises with its place. Labels a JSON line carries are dropped: the teachers label it."""
+    if path.name.removesuffix(".gz").endswith((".jsonl", ".json")):
+        for source, _, obj, problem in json_records(path, "--unlabeled file"):
+            if problem:
+                raise ValueError(f"{source}: {problem}")
+            yield source, {k: v for k, v in obj.items() if k not in ("label", "tags", "entities")}
+        return
+    for number, line, problem in numbered_lines(path, "--unlabeled file"):
+        if line.strip():
+            if problem:
+                raise ValueError(f"{path}:{number}: {problem}")
+            yield f"{path}:{number}", {"text": line}
 
 
 def with_teacher_labels(task: Task, examples: Sequence[Any], predictions: Sequence[dict]) -> list[Any]:

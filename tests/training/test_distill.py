@@ -273,6 +273,10 @@ def test_unlabeled_reads_gzip_and_names_a_line_that_is_not_utf8(teachers: list[P
     bad.write_bytes(b"fine words\ncaf\xe9 is good\n")
     with pytest.raises(ValueError, match=r"latin1.txt:2: .*UTF-8"):
         read_unlabeled(bad, task)
+    listed = tmp_path / "listed.jsonl"
+    listed.write_text('{"text": "fine", "label": "pos"}\n["a list"]\n')
+    with pytest.raises(ValueError, match=r"listed.jsonl:2: expected a JSON object, found list"):
+        read_unlabeled(listed, task)
 
 
 def test_bad_input_is_named(teachers: list[Path], data: Path, tmp_path: Path, capsys) -> None:  # noqa: ANN001
