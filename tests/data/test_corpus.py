@@ -23,19 +23,8 @@ from bertkit.data.corpus import (
 )
 from bertkit.data.masking import candidate_groups
 from bertkit.data.shards import load_shards
-from bertkit.tokenization import Tokenizer
 
 SEED = 7
-
-
-@pytest.fixture(scope="module")
-def english_tokenizer(models_dir: Path) -> Tokenizer:
-    return Tokenizer.from_vocab(models_dir / "vocab/bert-base-uncased-vocab.txt", do_lower_case=True)
-
-
-@pytest.fixture(scope="module")
-def chinese_tokenizer(models_dir: Path) -> Tokenizer:
-    return Tokenizer.from_vocab(models_dir / "vocab/bert-base-chinese-vocab.txt", do_lower_case=True)
 
 
 @pytest.fixture(scope="module")

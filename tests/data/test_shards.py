@@ -11,12 +11,6 @@ import pytest
 
 from bertkit.data.corpus import Instance, PretrainingDataConfig
 from bertkit.data.shards import META_FILE, load_shards, vocab_fingerprint, write_shards
-from bertkit.tokenization import Tokenizer
-
-
-@pytest.fixture(scope="module")
-def english_tokenizer(models_dir: Path) -> Tokenizer:
-    return Tokenizer.from_vocab(models_dir / "vocab/bert-base-uncased-vocab.txt", do_lower_case=True)
 
 
 def _instances(n: int) -> list[Instance]:
@@ -68,8 +62,7 @@ def test_writing_again_replaces_the_old_shards(tmp_path, english_tokenizer):
     assert len(load_shards(tmp_path)) == 2
 
 
-def test_shards_belong_to_their_vocabulary(tmp_path, written, models_dir):
-    chinese_tokenizer = Tokenizer.from_vocab(models_dir / "vocab/bert-base-chinese-vocab.txt", do_lower_case=True)
+def test_shards_belong_to_their_vocabulary(tmp_path, written, chinese_tokenizer):
     meta = json.loads((written[0] / META_FILE).read_text())
     folder = tmp_path / "s"
     folder.mkdir()
