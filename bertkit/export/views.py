@@ -16,7 +16,7 @@ from typing import ClassVar
 import torch
 from torch import Tensor, nn
 
-from bertkit.model.bert import EncoderOutput
+from bertkit.model.bert import EncoderOutput, every_position
 from bertkit.model.tagger import BertForTagging
 
 INPUT_NAMES = ("input_ids", "token_type_ids", "attention_mask")
@@ -65,7 +65,8 @@ class _HiddenView(View):
         hidden: list[Tensor] = []
         hook = self.model.bert.register_forward_hook(lambda _m, _i, out: hidden.append(out.last_hidden_state))
         try:
-            out = self.model(input_ids, token_type_ids, attention_mask)
+            with every_position(self.model):  # the graph's last_hidden_state has every position
+                out = self.model(input_ids, token_type_ids, attention_mask)
         finally:
             hook.remove()
         return out, hidden[-1]

@@ -117,12 +117,42 @@ def attend(
     raise ValueError(f"unknown attention kernel {kernel!r}; choose one of {KERNELS}")
 
 
+def attend_first(
+    qkv: Tensor, num_heads: int, head_size: int, packing: Packing | None, dropout_p: float = 0.0
+) -> Tensor:
+    """attend() for each sequence's first position only: qkv (B, T, 3H) or packed (N, 3H) -> context (B, H), in
+    batch order. Every key counts as in attend(); only the queries are cut to position 0, for a head that reads
+    nothing else ([CLS]): the last layer of a classifier then runs its out projection and FFN on B rows, not N.
+
+    The scores go through the padded layout: (B, nh, 1, T) is small, and in training with CPU masks the
+    probabilities get row 0 of the mask attend()'s "repad" path draws for all T queries (drop_unscaled), so the
+    first position drops exactly what it drops there. A sequence without real tokens attends to its padding (a
+    finite row; fully masked keys would give NaN, in its gradients too), and one whose position 0 is padding
+    gets a row its caller zeroes (bertkit.model.bert.Layer).
+    """
+    if packing is not None and packing.packed:
+        qkv = pad(qkv, packing)
+    b, t, _ = qkv.shape
+    q, k, v = qkv.view(b, t, 3, num_heads, head_size).permute(2, 0, 3, 1, 4).unbind(0)  # (B, nh, T, hs) each
+    q = q[:, :, :1]
+    mask = None
+    if packing is not None:
+        mask = packing.key_mask | ~packing.key_mask.any(-1, keepdim=True)
+    if dropout_p and cheap_masks(qkv):
+        ctx = _attention_with_dropout(q, k, v, mask, dropout_p, queries=t)
+    else:
+        ctx = F.scaled_dot_product_attention(q, k, v, attn_mask=mask, dropout_p=dropout_p)  # (B, nh, 1, hs)
+    return ctx.reshape(b, num_heads * head_size)
+
+
 def _runs(lengths: tuple[int, ...]) -> list[tuple[int, int]]:
     """(length, how many in a row) for each run of equal neighbours: (3, 3, 5, 3) -> [(3, 2), (5, 1), (3, 1)]."""
     return [(length, len(list(group))) for length, group in itertools.groupby(lengths)]
 
 
-def _attention_with_dropout(q: Tensor, k: Tensor, v: Tensor, mask: Tensor | None, p: float) -> Tensor:
+def _attention_with_dropout(
+    q: Tensor, k: Tensor, v: Tensor, mask: Tensor | None, p: float, queries: int | None = None
+) -> Tensor:
     """softmax(q k^T / sqrt(hs)) over the unmasked keys, dropout, @ v: (B, nh, T, hs) -> (B, nh, T, hs).
 
     What SDPA computes with dropout_p, written out for the CPU, where SDPA's dropout takes its math path with
@@ -130,13 +160,14 @@ def _attention_with_dropout(q: Tensor, k: Tensor, v: Tensor, mask: Tensor | None
     T, T) scores stays in the inputs' dtype (bf16 under autocast; torch's CPU softmax accumulates a bf16 row
     in float32), padded keys get -inf by an added (B, 1, 1, T) bias, and dropout's 1 / (1 - p) multiplies the
     context after @ v instead of the probabilities: at length 177 each of those is 2-4x faster than a float32
-    softmax of bf16 scores, masked_fill and a scaled mask (torch.profiler, one thread).
+    softmax of bf16 scores, masked_fill and a scaled mask (torch.profiler, one thread). queries: q is only the
+    first of that many queries (attend_first), and its mask row is theirs.
     """
     scores = (q * q.shape[-1] ** -0.5) @ k.transpose(-1, -2)  # (B, nh, T, T)
     if mask is not None:
         bias = scores.new_zeros(mask.shape).masked_fill_(~mask, float("-inf"))  # (B, 1, 1, T)
         scores = scores.add_(bias)  # in place: bmm's backward needs its inputs, not its output
-    probs, scale = drop_unscaled(torch.softmax(scores, -1), p)
+    probs, scale = drop_unscaled(torch.softmax(scores, -1), p, queries)
     return (probs @ v).mul_(scale)
 
 

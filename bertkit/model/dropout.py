@@ -62,11 +62,34 @@ def dropout(x: Tensor, p: float, training: bool = True) -> Tensor:
     return _Masked.apply(x, keep, scale)
 
 
-def drop_unscaled(x: Tensor, p: float) -> tuple[Tensor, float]:
+def dropout_rows(x: Tensor, p: float, training: bool, rows: Tensor, total: int) -> Tensor:
+    """dropout(y, p, training)[rows] computed on x = y[rows] alone, y being (total, D...): on the CPU, x gets
+    those rows of the mask drawn for all of y (the same draw from torch's generator, the same kept elements),
+    so a layer that computes only some rows (bertkit.model.bert, first_token_only) drops exactly what the whole
+    layer would. Elsewhere F.dropout on x.
+
+    Example: dropout_rows(y[[0, 5]], 0.1, True, torch.tensor([0, 5]), len(y)) equals dropout(y, 0.1)[[0, 5]]
+    under the same seed."""
+    if not training or p == 0.0:
+        return x
+    if p >= 1.0 or not cheap_masks(x):
+        return F.dropout(x, p, True)
+    keep, scale = keep_mask((total, *x.shape[1:]), p)
+    return _Masked.apply(x, keep[rows], scale)
+
+
+def drop_unscaled(x: Tensor, p: float, queries: int | None = None) -> tuple[Tensor, float]:
     """(x with the dropped elements zeroed, the scale its kept values still need), for a caller that applies the
     scale to a smaller tensor downstream: attention multiplies its context (T x hs per head) instead of the
-    T x T probabilities. CPU masks only (cheap_masks)."""
-    keep, scale = keep_mask(x.shape, p)
+    T x T probabilities. CPU masks only (cheap_masks).
+
+    queries: x (B, nh, 1, T) holds only the first query's row of (B, nh, queries, T) probabilities; it gets that
+    row of the mask drawn for all of them (as dropout_rows)."""
+    if queries is None:
+        keep, scale = keep_mask(x.shape, p)
+    else:
+        keep, scale = keep_mask((x.shape[0], x.shape[1], queries, x.shape[3]), p)
+        keep = keep[:, :, :1]
     return _Masked.apply(x, keep, None), scale
 
 

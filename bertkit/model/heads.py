@@ -170,7 +170,11 @@ class BertForNextSentencePrediction(PretrainedBert):
         task_type_ids: Tensor | None = None,
     ) -> Tensor:
         """-> (B, 2)."""
-        return self.nsp(self.bert(input_ids, token_type_ids, attention_mask, task_type_ids=task_type_ids).pooled_output)
+        return self.nsp(
+            self.bert(
+                input_ids, token_type_ids, attention_mask, task_type_ids=task_type_ids, first_token_only=True
+            ).pooled_output
+        )
 
 
 class BertForSequenceClassification(PretrainedBert):
@@ -198,9 +202,10 @@ class BertForSequenceClassification(PretrainedBert):
         task_type_ids: Tensor | None = None,
     ) -> Tensor:
         """-> (B, L)."""
-        return self.classifier(
-            self.dropout(self.bert(input_ids, token_type_ids, attention_mask, task_type_ids=task_type_ids).pooled_output)
-        )
+        pooled = self.bert(
+            input_ids, token_type_ids, attention_mask, task_type_ids=task_type_ids, first_token_only=True
+        ).pooled_output
+        return self.classifier(self.dropout(pooled))
 
 
 class BertForMultipleChoice(PretrainedBert):
@@ -233,7 +238,11 @@ class BertForMultipleChoice(PretrainedBert):
             return None if x is None else x.reshape(b * c, t)
 
         pooled = self.bert(
-            flat(input_ids), flat(token_type_ids), flat(attention_mask), task_type_ids=flat(task_type_ids)
+            flat(input_ids),
+            flat(token_type_ids),
+            flat(attention_mask),
+            task_type_ids=flat(task_type_ids),
+            first_token_only=True,
         ).pooled_output
         return self.classifier(self.dropout(pooled)).view(b, c)
 
@@ -338,7 +347,9 @@ class FirstTokenClassifier(PretrainedBert):
 
             input_ids, token_type_ids, attention_mask = flat(input_ids), flat(token_type_ids), flat(attention_mask)
             task_type_ids = flat(task_type_ids)
-        x = self.bert(input_ids, token_type_ids, attention_mask, task_type_ids=task_type_ids).last_hidden_state[:, 0]
+        x = self.bert(
+            input_ids, token_type_ids, attention_mask, task_type_ids=task_type_ids, first_token_only=True
+        ).last_hidden_state[:, 0]
         if self.dropout_first:
             x = self.dropout(x)
         x = self.out(self.dropout(activation(self.act)(self.dense(x))))

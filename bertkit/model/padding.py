@@ -117,3 +117,20 @@ def pad(x: Tensor, packing: Packing) -> Tensor:
     out = x.new_zeros(packing.batch * packing.seqlen, *x.shape[1:])
     out.index_copy_(0, packing.indices, x)
     return out.reshape(packing.batch, packing.seqlen, *x.shape[1:])
+
+
+def first_rows(x: Tensor, packing: Packing | None) -> tuple[Tensor, Tensor | None]:
+    """Where each sequence's position 0 sits among the rows of x, (B, T, D...) or packed (N, D...) ->
+    ((B,) long indices into x's rows (x flattened to (B*T, D...) in the padded layouts), (B,) bool: position 0 is
+    a real token; None when every position is). A padded position 0 gets some row: its caller zeroes it.
+
+    Example: packed rows of mask [[1, 1, 0], [0, 1, 1]] -> ([0, 0], [True, False]): the second sequence's
+    position 0 is padding (its real tokens are rows 2 and 3).
+    """
+    if packing is None:
+        b, t = x.shape[:2]
+        return torch.arange(b, device=x.device) * t, None
+    real = packing.key_mask[:, 0, 0, 0]
+    if packing.indices is None:
+        return torch.arange(packing.batch, device=x.device) * packing.seqlen, real
+    return pad(torch.arange(x.shape[0], device=x.device), packing)[:, 0], real

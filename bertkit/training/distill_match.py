@@ -27,6 +27,7 @@ resumable checkpoint (a resumed run starts it afresh) and, under DDP, refused (i
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Sequence
 from typing import Any
 
@@ -36,7 +37,7 @@ from torch import Tensor, nn
 
 from bertkit.engine import to_device
 from bertkit.model.attention import attention_probs
-from bertkit.model.bert import Layer
+from bertkit.model.bert import Layer, every_position
 from bertkit.model.padding import pad
 from bertkit.tasks.base import Feature, Task
 
@@ -138,6 +139,8 @@ class Capture:
         self.attention: dict[int, Tensor] = {}
         self._step = 0
         self._packing = None
+        self._positions = contextlib.ExitStack()  # the last layer's hidden state at every position
+        self._positions.enter_context(every_position(model))
         self._handles = [model.register_forward_pre_hook(lambda module, args: self.reset())]
         for layer in encoder_layers(model):
             self._handles.append(layer.register_forward_pre_hook(self._before))
@@ -166,6 +169,7 @@ class Capture:
     def remove(self) -> None:
         for h in self._handles:
             h.remove()
+        self._positions.close()
 
 
 def teacher_intermediates(task: Task, teacher: nn.Module, features: Sequence[Feature], pairs: Sequence[tuple[int, int]],
