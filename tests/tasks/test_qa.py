@@ -511,8 +511,10 @@ def _paragraphs(examples):
 @pytest.mark.slow
 def test_squad_v2_null_answers_on_synthetic_unanswerable_questions(squad_run, train_precision):
     """Questions paired with paragraphs of other articles, marked impossible: the v1.1 model above is trained
-    further in v2.0 mode (null targets at [CLS]) and must abstain on those while still answering the rest."""
-    pool, held = squad_run.pool[squad_run.trained : squad_run.trained + 300], squad_run.held[::4]
+    further in v2.0 mode (null targets at [CLS]) and must abstain on those while still answering the rest.
+    150 answerable + 150 unanswerable training questions (fp32, AVX2, from a v1.1 model of F1 59.4: NoAns exact
+    95.86, HasAns F1 54.25; 300 + 300 gave 96.99 and 51.85 in twice the time)."""
+    pool, held = squad_run.pool[squad_run.trained : squad_run.trained + 150], squad_run.held[::4]
     train_set = pool + unanswerable(pool, _paragraphs(squad_run.pool))
     eval_set = held + unanswerable(held, _paragraphs(squad_run.held))
     task = QATask(metric="squad_v2", max_query_length=48)
