@@ -55,6 +55,15 @@ def numbered_lines(path: str | Path, what: str = "data file") -> Iterator[Line]:
         yield Line(number, text.rstrip("\r\n"), bad.get(number))
 
 
+def text_lines(path: str | Path, what: str = "text file") -> Iterator[tuple[int, str]]:
+    """(number, text) for every line, as numbered_lines; a line that is not UTF-8 raises with its file:line,
+    for a reader whose whole file must be text (a corpus, a word list), not one that rejects a record."""
+    for number, text, problem in numbered_lines(path, what):
+        if problem:
+            raise ValueError(f"{path}:{number}: {problem}")
+        yield number, text
+
+
 def load_json(path: str | Path, expected: str, what: str = "JSON file") -> Any:
     """A whole JSON document (SQuAD, C3); a file that is not UTF-8 JSON raises with file:line and `expected`."""
     path = Path(path)

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from bertkit.textfile import load_json, load_json_object, numbered_lines
+from bertkit.textfile import load_json, load_json_object, numbered_lines, text_lines
 
 
 def test_gzip_is_recognised_by_its_bytes_not_its_name(tmp_path: Path) -> None:
@@ -41,3 +41,14 @@ def test_json_objects_name_the_file_the_line_and_the_mend(tmp_path: Path) -> Non
         load_json_object(path, "hyperparameters")
     path.write_bytes(gzip.compress(b'\xef\xbb\xbf{"a": 1}'))
     assert load_json_object(path, "x") == {"a": 1}
+
+
+def test_text_lines_stop_at_a_line_that_is_not_text(tmp_path: Path) -> None:
+    """text_lines: a whole-text reader's lines (gzip and a BOM read as numbered_lines); the first line that is not
+    UTF-8 raises with file:line, after the lines before it."""
+    path = tmp_path / "words.txt.gz"
+    path.write_bytes(gzip.compress(b"\xef\xbb\xbfone\n\ntwo\r\ncaf\xe9\nfour\n"))
+    lines = text_lines(path, "word list")
+    assert [next(lines), next(lines), next(lines)] == [(1, "one"), (2, ""), (3, "two")]
+    with pytest.raises(ValueError, match=r"words.txt.gz:4: bytes 3-4 are not valid UTF-8; re-save the file as UTF-8"):
+        next(lines)

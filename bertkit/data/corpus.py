@@ -28,7 +28,7 @@ from bertkit.data.masking import (
     wordpiece_continuation,
 )
 from bertkit.data.shards import META_FILE, write_shards
-from bertkit.textfile import numbered_lines
+from bertkit.textfile import text_lines
 from bertkit.tokenization import Tokenizer
 
 logger = logging.getLogger(__name__)
@@ -93,9 +93,7 @@ def read_documents(paths: Iterable[str | Path]) -> list[list[tuple[str, str]]]:
     be gzipped; a line that is not UTF-8 stops the run with its place."""
     documents: list[list[tuple[str, str]]] = [[]]
     for path in map(Path, paths):
-        for number, text, problem in numbered_lines(path, "corpus file"):
-            if problem:
-                raise ValueError(f"{path}:{number}: {problem}")
+        for number, text in text_lines(path, "corpus file"):
             if line := text.strip():
                 documents[-1].append((line, f"{path}:{number}"))
             elif documents[-1]:

@@ -14,7 +14,7 @@ from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from bertkit.textfile import numbered_lines
+from bertkit.textfile import text_lines
 
 
 @dataclass(frozen=True)
@@ -135,11 +135,9 @@ def read_word_ref(path: str | Path) -> Iterator[list[int]]:
     Each list holds positions, counting [CLS] as 0, of tokens that continue a word.
     """
     path = Path(path)
-    for number, line, problem in numbered_lines(path, "word reference file"):
+    for number, line in text_lines(path, "word reference file"):
         if not line.strip():
             continue
-        if problem:
-            raise ValueError(f"{path}:{number}: {problem}")
         try:
             ref = json.loads(line)
         except json.JSONDecodeError as err:

@@ -19,7 +19,7 @@ from bertkit.engine import featurize, load_task, run_model
 from bertkit.folder import INFO_FILE, has_info
 from bertkit.runtime import Runtime
 from bertkit.tasks.base import Feature, Task
-from bertkit.textfile import numbered_lines
+from bertkit.textfile import text_lines
 from bertkit.tokenization import Tokenizer
 from bertkit.training.config import TrainConfig
 from bertkit.training.distill_targets import mean_outputs, soft_targets_for
@@ -119,10 +119,8 @@ def _unlabeled_records(path: Path) -> Iterator[tuple[str, dict[str, Any]]]:
                 raise ValueError(f"{source}: {problem}")
             yield source, {k: v for k, v in obj.items() if k not in ("label", "tags", "entities")}
         return
-    for number, line, problem in numbered_lines(path, "--unlabeled file"):
+    for number, line in text_lines(path, "--unlabeled file"):
         if line.strip():
-            if problem:
-                raise ValueError(f"{path}:{number}: {problem}")
             yield f"{path}:{number}", {"text": line}
 
 

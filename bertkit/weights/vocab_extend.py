@@ -19,7 +19,7 @@ import torch
 from torch import nn
 
 from bertkit.model.bert import BertModel, PretrainedBert
-from bertkit.textfile import load_json_object, numbered_lines
+from bertkit.textfile import load_json_object, text_lines
 from bertkit.tokenization import Tokenizer
 from bertkit.tokenization.rules import basic_tokenize
 from bertkit.weights.hf import copy_other_files, save_hf
@@ -120,9 +120,7 @@ def read_words(path: str | Path) -> list[str]:
     if not Path(path).is_file():
         raise FileNotFoundError(f"word list {path} does not exist (one word per line)")
     words = []
-    for number, text, problem in numbered_lines(path, "word list"):
-        if problem:
-            raise ValueError(f"{path}:{number}: {problem}")
+    for _, text in text_lines(path, "word list"):
         if (word := text.strip()) and not word.startswith("#"):
             words.append(word)
     return words
