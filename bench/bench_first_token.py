@@ -21,6 +21,7 @@ import contextlib
 import copy
 import csv
 import statistics
+import sys
 import tempfile
 import time
 from collections.abc import Callable
@@ -37,6 +38,9 @@ from bertkit.prepare import prepare_for_inference
 from bertkit.tasks import build_task
 from bertkit.tokenization import Tokenizer
 from bertkit.weights.load import load_pretrained, model_folder, resolve_model_path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from bench_infer import base_folder  # noqa: E402  (the same BERT-base-shaped random folder)
 
 DATA = Path(__file__).resolve().parents[2] / "shared" / "data" / "glue"
 
@@ -95,21 +99,6 @@ def predictions(model: torch.nn.Module, task, features: list, batch_size: int, r
         return run
 
     return alternate({name: side(name) for name in ("[CLS] rows", "every token")}, rounds)
-
-
-def base_folder(minilm: Path, out: Path) -> Path:
-    import shutil
-
-    import transformers
-
-    torch.manual_seed(0)
-    config = transformers.BertConfig(vocab_size=30522, hidden_size=768, num_hidden_layers=12,
-                                     num_attention_heads=12, intermediate_size=3072)  # fmt: skip
-    transformers.BertModel(config).save_pretrained(out)
-    for name in ("vocab.txt", "tokenizer.json", "tokenizer_config.json", "special_tokens_map.json"):
-        if (minilm / name).is_file():
-            shutil.copy(minilm / name, out / name)
-    return out
 
 
 def main() -> None:
