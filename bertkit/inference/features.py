@@ -25,6 +25,7 @@ from bertkit.inference.pooling import (
     pool,
     pooled_dim,
     read_feature_settings,
+    reads_first_token_only,
     resolve_layers,
     write_feature_settings,
 )
@@ -90,6 +91,7 @@ class FeatureExtractor:
         self.model = model.to(self.device, dtype=dtype).eval()
         # compile=True: torch.compile (runtime.compile_encoder) now, with its warm-up, so encode() never waits
         self._net = compile_encoder(self.model) if compile else self.model
+        self._eager = not compile  # a compiled graph is traced without first_token_only: never passed to it
         self.autocast: Callable[[], contextlib.AbstractContextManager] = contextlib.nullcontext
         self.tokenizer = tokenizer
         self.max_batch_tokens = max_batch_tokens
@@ -279,13 +281,17 @@ class FeatureExtractor:
             )
         return {"input_ids": ids, "token_type_ids": types}
 
-    def _forward(self, ids: list[list[int]], types: list[list[int]], need_all: bool):
+    def _forward(
+        self, ids: list[list[int]], types: list[list[int]], need_all: bool, first_only: bool = False
+    ):
+        """first_only: the caller reads nothing but the last layer's position 0 (reads_first_token_only)."""
         input_ids = _pad(ids, self.tokenizer.pad_token_id).to(self.device)
         token_type_ids = _pad(types, 0).to(self.device)
         lengths = torch.tensor([len(r) for r in ids], device=self.device)
         mask = (torch.arange(input_ids.shape[1], device=self.device) < lengths[:, None]).long()
+        first = {"first_token_only": True} if first_only and self._eager else {}
         with self.autocast():
-            out = self._net(input_ids, token_type_ids, mask, output_hidden_states=need_all)
+            out = self._net(input_ids, token_type_ids, mask, output_hidden_states=need_all, **first)
         return out, mask
 
     @torch.inference_mode()
@@ -296,9 +302,10 @@ class FeatureExtractor:
         ids, types = enc["input_ids"], enc["token_type_ids"]
         width = pooled_dim(self.pooling, self.layers, self.model.config.hidden_size)
         out = np.empty((len(texts), width), dtype=np.float32)
+        first_only = reads_first_token_only(self.pooling, self.layers)
         for batch in plan_batches([len(r) for r in ids], batch_size, self.max_batch_tokens):
             output, mask = self._forward(
-                [ids[i] for i in batch], [types[i] for i in batch], self.layers != (-1,)
+                [ids[i] for i in batch], [types[i] for i in batch], self.layers != (-1,), first_only
             )
             vectors = pool(output, mask, self.pooling, self.layers)
             out[batch] = vectors.float().cpu().numpy()

@@ -112,6 +112,12 @@ def pool(output: EncoderOutput, attention_mask: Tensor, pooling: Pooling, layers
     raise AssertionError(f"unhandled pooling {pooling}")
 
 
+def reads_first_token_only(pooling: Pooling, layers: tuple[int, ...]) -> bool:
+    """Whether the pooling reads nothing of the last layer but position 0 ([CLS], or the pooler on it): the encoder
+    can then run that layer's out projection and FFN on one row per text (BertModel's first_token_only)."""
+    return pooling in (Pooling.CLS, Pooling.POOLER) and layers == (-1,)
+
+
 def pooled_dim(pooling: Pooling, layers: tuple[int, ...], hidden_size: int) -> int:
     """Length of the sentence vector before whitening."""
     if pooling in (Pooling.POOLER, Pooling.FIRST_LAST_AVG):

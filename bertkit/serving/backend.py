@@ -83,6 +83,7 @@ class Loaded:
     encoder: Callable | None  # (input_ids, token_type_ids, attention_mask) -> EncoderOutput
     model_config: Any
     last_layer_only: bool = False  # the encoder returns only the last layer (no output_hidden_states)
+    first_token_only: bool = False  # the encoder takes first_token_only (an eager BertModel: not compiled)
     autocast: Callable[[], contextlib.AbstractContextManager] = contextlib.nullcontext  # around forwards
 
 
@@ -117,6 +118,7 @@ class Backend:
                 pooling=config.pooling,
                 normalize=config.normalize,
                 last_layer_only=loaded.last_layer_only,
+                first_token_only=loaded.first_token_only,
                 pad_token_id=self.tokenizer.pad_token_id,
                 device=self.device,
                 autocast=loaded.autocast,
@@ -386,7 +388,8 @@ class TorchBackend(Backend):
             engine.model = model
             engine.autocast = autocast
         encoder = model if engine is None else getattr(model, "bert", None)
-        return Loaded(engine, encoder, model.config, autocast=autocast)
+        first_token_only = not config.compile  # a compiled graph is traced without it
+        return Loaded(engine, encoder, model.config, first_token_only=first_token_only, autocast=autocast)
 
 
 class OnnxBackend(Backend):

@@ -16,7 +16,14 @@ import numpy as np
 import torch
 
 from bertkit.data.collate import encoder_inputs
-from bertkit.inference.pooling import Pooling, pool, pooled_dim, read_feature_settings, resolve_layers
+from bertkit.inference.pooling import (
+    Pooling,
+    pool,
+    pooled_dim,
+    read_feature_settings,
+    reads_first_token_only,
+    resolve_layers,
+)
 from bertkit.inference.whitening import Whitening
 from bertkit.model.bert import EncoderOutput
 from bertkit.model.config import BertConfig
@@ -24,9 +31,8 @@ from bertkit.tokenization.encoding import Encoding
 
 logger = logging.getLogger(__name__)
 
-EncoderFn = Callable[
-    ..., EncoderOutput
-]  # (input_ids, token_type_ids, attention_mask[, output_hidden_states])
+# (input_ids, token_type_ids, attention_mask[, output_hidden_states=][, first_token_only=])
+EncoderFn = Callable[..., EncoderOutput]
 
 
 class Embedder:
@@ -41,6 +47,7 @@ class Embedder:
         pooling: str | None = None,
         normalize: bool | None = None,
         last_layer_only: bool = False,
+        first_token_only: bool = False,
         pad_token_id: int = 0,
         device: torch.device | str = "cpu",
         autocast: Callable[[], contextlib.AbstractContextManager] = contextlib.nullcontext,
@@ -67,15 +74,15 @@ class Embedder:
             else pooled_dim(self.pooling, self.layers, config.hidden_size)
         )
         self._encoder = encoder
+        # the encoder takes first_token_only (an eager BertModel), and the pooling reads position 0 alone
+        self._first_only = first_token_only and reads_first_token_only(self.pooling, self.layers)
         self._pad = pad_token_id
         self._device = torch.device(device)
         self._autocast = autocast
 
-    def _run(self, *inputs: torch.Tensor, output_hidden_states: bool = False) -> EncoderOutput:
+    def _run(self, *inputs: torch.Tensor, **options: bool) -> EncoderOutput:
         with self._autocast():
-            if output_hidden_states:
-                return self._encoder(*inputs, output_hidden_states=True)
-            return self._encoder(*inputs)
+            return self._encoder(*inputs, **options)
 
     def embed(self, encodings: list[Encoding]) -> list[np.ndarray]:
         """One (D,) vector per encoding, before normalisation (the route normalises per request)."""
@@ -85,15 +92,12 @@ class Embedder:
             torch.inference_mode()
         ):  # inputs made inside too: a compiled encoder guards on how they were made
             batch = {k: v.to(self._device) for k, v in encoder_inputs(rows, self._pad).items()}
-            if need_all:
-                output = self._run(
-                    batch["input_ids"],
-                    batch["token_type_ids"],
-                    batch["attention_mask"],
-                    output_hidden_states=True,
-                )
-            else:
-                output = self._run(batch["input_ids"], batch["token_type_ids"], batch["attention_mask"])
+            options = {"output_hidden_states": True} if need_all else {}
+            if self._first_only:
+                options = {"first_token_only": True}
+            output = self._run(
+                batch["input_ids"], batch["token_type_ids"], batch["attention_mask"], **options
+            )
             vectors = pool(output, batch["attention_mask"], self.pooling, self.layers).float().cpu().numpy()
         if self.whitening is not None:
             vectors = self.whitening.apply(vectors)

@@ -75,6 +75,26 @@ def test_mean_cls_and_layers_match_transformers(tiny, reference):
     np.testing.assert_allclose(first_last, _mean((states[1] + states[-1]) / 2, mask), atol=2e-5)
 
 
+def test_cls_and_pooler_run_the_last_layer_at_cls_alone(tiny, reference):
+    """cls and pooler read nothing of the last layer but [CLS]: the encoder is asked for that row alone
+    (last_hidden_state (B, 1, H)), and the vectors still equal transformers' full forward."""
+    model, tok = reference
+    with torch.no_grad():
+        ref = model(**tok(TEXTS, padding=True, return_tensors="pt"))
+    for pooling, want, first_only in (
+        ("cls", ref.last_hidden_state[:, 0], True),
+        ("pooler", ref.pooler_output, True),
+        ("mean", None, False),
+    ):
+        fx = FeatureExtractor.from_pretrained(tiny, pooling=pooling, device="cpu")
+        seen: list[int] = []  # the last_hidden_state lengths the encoder returns
+        fx.model.register_forward_hook(lambda m, a, out, seen=seen: seen.append(out.last_hidden_state.shape[1]))
+        got = fx.encode(TEXTS, batch_size=3)
+        if want is not None:
+            np.testing.assert_allclose(got, want.numpy(), atol=2e-5)
+        assert len(seen) == 3 and all((n == 1) == first_only for n in seen), (pooling, seen)
+
+
 def test_pairs_match_transformers(tiny, reference):
     states, mask = _reference_states(reference, TEXTS, PAIRS)
     got = FeatureExtractor.from_pretrained(tiny, pooling="mean", device="cpu").encode(
