@@ -21,7 +21,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from bertkit.textfile import load_json
+from bertkit.textfile import load_json_object
 
 INFO_FILE = "bertkit.json"
 LABELS_FILE = "labels.txt"
@@ -156,7 +156,8 @@ def _config_labels(path: Path) -> list[str] | None:
 
 
 def _json(path: Path) -> dict[str, Any] | None:
+    """A copy's JSON object, None when the file is absent; one that holds anything else raises, naming it (its
+    facts could not be checked against bertkit.json)."""
     if not path.is_file():
         return None
-    data = load_json(path, "a JSON object; restore the file from the model you trained or downloaded")
-    return data if isinstance(data, dict) else None
+    return load_json_object(path, "a JSON object; restore the file from the model you trained or downloaded")

@@ -92,3 +92,11 @@ def test_a_broken_bertkit_json_names_the_file(copy):
     (copy / folder.INFO_FILE).unlink()
     with pytest.raises(FileNotFoundError, match="bertkit.json not found"):
         Engine.from_folder(copy)
+
+
+@pytest.mark.parametrize("name", ["config.json", "train_config.json"])
+def test_a_copy_that_is_not_a_json_object_names_the_file(copy, name):
+    """A copy that cannot be read is an error, not a check skipped: its facts could disagree unseen."""
+    (copy / name).write_text('["max_seq_length", 64]')
+    with pytest.raises(ValueError, match=rf"{copy / name}: holds a JSON list, not an object"):
+        folder.read_info(copy)
