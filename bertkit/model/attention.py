@@ -17,7 +17,9 @@ The kernels, by batch layout (bertkit.model.padding) and device; choose_kernel i
 - "repad" (packed: CPU training, and tracing for ONNX export): pad to (B, T), masked SDPA, unpad; one
   batched kernel forward and backward, and index ops that a trace records with dynamic shapes, where a
   Python loop over sequences would be frozen into the graph.
-The two CUDA kernels are written to PyTorch's and flash-attn's documented APIs but untested here (no GPU).
+The two CUDA kernels are written to PyTorch's and flash-attn's documented APIs; no GPU has run them. "jagged"
+runs on the CPU too, through SDPA's math backend for nested tensors, and the tests hold it exact there (outputs and
+gradients, every padding pattern): its layout and offsets are checked, the fused CUDA kernels behind it are not.
 """
 
 from __future__ import annotations
@@ -108,10 +110,13 @@ def attend(
         return ctx.reshape(n, hidden)
     if kernel == "jagged":
         offsets = packing.cu_seqlens.long()
+        # each of q, k, v contiguous (N, nh, hs): SDPA's math backend for nested tensors refuses strided
+        # components, and it is the one PyTorch falls back to where the fused kernels decline a batch (a
+        # sequence without real tokens, for one)
         q, k, v = (
-            torch.nested.nested_tensor_from_jagged(x, offsets=offsets).transpose(1, 2)  # (B, nh, j, hs)
+            torch.nested.nested_tensor_from_jagged(x.contiguous(), offsets=offsets).transpose(1, 2)
             for x in qkv.view(n, 3, num_heads, head_size).unbind(1)
-        )
+        )  # (B, nh, j, hs) each
         ctx = F.scaled_dot_product_attention(q, k, v, dropout_p=dropout_p)
         return ctx.transpose(1, 2).values().reshape(n, hidden)
     raise ValueError(f"unknown attention kernel {kernel!r}; choose one of {KERNELS}")
