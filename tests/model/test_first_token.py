@@ -94,6 +94,30 @@ def test_training_gets_the_same_dropout_loss_and_gradients(name, kind):
         assert not torch.allclose(run(model, args, every=False, seed=3).square().sum(), loss_first)
 
 
+def test_torchs_own_dropout_gives_the_same_expectation(monkeypatch):
+    """Where bertkit's CPU masks are off (CUDA, torch.compile, CPU_MASKS = False), the [CLS] rows get F.dropout
+    and SDPA's dropout_p masks of their own: not the full layer's draw, but the same distribution. Over 400
+    draws a side, each logit's mean agrees with the full computation's within 5 standard errors, and the
+    gradients are finite."""
+    from bertkit.model import dropout as dropout_module
+
+    monkeypatch.setattr(dropout_module, "CPU_MASKS", False)
+    model = head_model("bert", "sequence_classification", dropout=0.3).train()
+    args = inputs("sequence_classification")
+    torch.manual_seed(5)
+    with torch.no_grad():
+        first = torch.stack([model(*args) for _ in range(400)])
+        with every_position(model):
+            full = torch.stack([model(*args) for _ in range(400)])
+    gap = (first.mean(0) - full.mean(0)).abs()
+    standard_error = ((first.var(0) + full.var(0)) / 400).sqrt()
+    assert (gap <= 5 * standard_error).all(), (gap / standard_error).nan_to_num().max()
+    # the [CLS] rows did drop (rows whose position 0 is padding give a constant)
+    assert torch.equal(first.std(0) > 0, full.std(0) > 0) and (first.std(0) > 0).any()
+    model(*args).square().sum().backward()
+    assert all(torch.isfinite(p.grad).all() for p in model.parameters() if p.grad is not None)
+
+
 def test_gradient_checkpointing_keeps_the_masks():
     model = head_model("bert", "sequence_classification", dropout=0.3).train()
     args = inputs("sequence_classification")
