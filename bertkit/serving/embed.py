@@ -74,8 +74,14 @@ class Embedder:
             else pooled_dim(self.pooling, self.layers, config.hidden_size)
         )
         self._encoder = encoder
-        # the encoder takes first_token_only (an eager BertModel), and the pooling reads position 0 alone
-        self._first_only = first_token_only and reads_first_token_only(self.pooling, self.layers)
+        # what embed() asks the encoder for: every layer (a multi-layer pooling), the last layer at [CLS] alone
+        # (the pooling reads nothing else, and the encoder, an eager BertModel, takes first_token_only), or the
+        # last layer
+        self._options: dict[str, bool] = {}
+        if self.layers != (-1,):
+            self._options = {"output_hidden_states": True}
+        elif first_token_only and reads_first_token_only(self.pooling, self.layers):
+            self._options = {"first_token_only": True}
         self._pad = pad_token_id
         self._device = torch.device(device)
         self._autocast = autocast
@@ -87,16 +93,12 @@ class Embedder:
     def embed(self, encodings: list[Encoding]) -> list[np.ndarray]:
         """One (D,) vector per encoding, before normalisation (the route normalises per request)."""
         rows = [{"input_ids": e.ids, "token_type_ids": e.type_ids} for e in encodings]
-        need_all = self.layers != (-1,)
         with (
             torch.inference_mode()
         ):  # inputs made inside too: a compiled encoder guards on how they were made
             batch = {k: v.to(self._device) for k, v in encoder_inputs(rows, self._pad).items()}
-            options = {"output_hidden_states": True} if need_all else {}
-            if self._first_only:
-                options = {"first_token_only": True}
             output = self._run(
-                batch["input_ids"], batch["token_type_ids"], batch["attention_mask"], **options
+                batch["input_ids"], batch["token_type_ids"], batch["attention_mask"], **self._options
             )
             vectors = pool(output, batch["attention_mask"], self.pooling, self.layers).float().cpu().numpy()
         if self.whitening is not None:
